@@ -1,0 +1,255 @@
+"""On-disk cache of simulation results, keyed by the config and the code that computes them.
+
+A result is a dataclass whose fields are numpy arrays, JSON-able values (numbers, strings,
+tuples, dicts) or further such dataclasses. It is stored as one ``.npz`` (arrays, plus the
+JSON skeleton) and a ``.json`` sidecar holding the npz's sha256. Both are written to a temp
+file and renamed into place, so an interrupted build leaves no partial entry; an entry whose
+bytes do not match its sidecar, or that fails to load, is deleted and recomputed, never served.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import hashlib
+import importlib
+import inspect
+import io
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+import numpy as np
+
+log = logging.getLogger("explorables.cache")
+
+T = TypeVar("T")
+
+FORMAT_VERSION = 1
+_PACKAGE = "generator"
+# Only simulation code decides a result; a grid's value is part of the key already, so edits
+# to grids.py (say, a new chapter's grid) do not invalidate every cached result.
+_CODE_SCOPE = "generator.sims"
+
+
+def default_cache_dir() -> Path:
+    """EXPLORABLES_CACHE_DIR, or .cache/explorables at the top of the checkout."""
+    env = os.environ.get("EXPLORABLES_CACHE_DIR")
+    return Path(env) if env else Path(__file__).resolve().parent.parent / ".cache" / "explorables"
+
+
+class Cache:
+    """Results cache in one directory; ``hits`` and ``misses`` count this run's look-ups."""
+
+    def __init__(self, root: Path | str | None = None, *, enabled: bool = True):
+        self.root = Path(root) if root is not None else default_cache_dir()
+        self.enabled = enabled
+        self.hits: list[str] = []
+        self.misses: list[str] = []
+
+    # -- results of simulations ---------------------------------------------------------------
+
+    def result(self, fn: Callable[[Any], T], config: Any) -> T:
+        """fn(config), from the cache when an intact entry for (config, fn's code) exists."""
+        name = f"{fn.__module__}.{fn.__qualname__}"
+        key = _digest([name, _config_fingerprint(config), code_fingerprint(fn.__module__)])
+        path = self.root / "results" / f"{fn.__module__.rsplit('.', 1)[-1]}-{key[:24]}.npz"
+        if self.enabled:
+            cached = self._read(path)
+            if cached is not None:
+                try:
+                    value = _unpack(cached)
+                except (KeyError, ValueError, TypeError, ImportError, AttributeError) as exc:
+                    log.warning("cache entry %s unreadable (%s); recomputing", path.name, exc)
+                    self._discard(path)
+                else:
+                    self.hits.append(name)
+                    return value
+        self.misses.append(name)
+        value = fn(config)
+        if self.enabled:
+            self._write(path, _pack(value))
+        return value
+
+    # -- opaque bytes (e.g. a JavaScript bundle) -------------------------------------------------
+
+    def blob(self, name: str, key_parts: list[str], produce: Callable[[], bytes]) -> bytes:
+        """produce(), from the cache when an intact entry for key_parts exists."""
+        path = self.root / "blobs" / f"{name}-{_digest(key_parts)[:24]}.bin"
+        if self.enabled:
+            cached = self._read(path)
+            if cached is not None:
+                self.hits.append(name)
+                return cached
+        self.misses.append(name)
+        value = produce()
+        if self.enabled:
+            self._write(path, value)
+        return value
+
+    # -- storage -------------------------------------------------------------------------------
+
+    def _read(self, path: Path) -> bytes | None:
+        sidecar = path.with_suffix(".json")
+        try:
+            data = path.read_bytes()
+            meta = json.loads(sidecar.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            log.warning("cache entry %s unreadable (%s); recomputing", path.name, exc)
+            self._discard(path)
+            return None
+        if meta.get("sha256") != hashlib.sha256(data).hexdigest() or meta.get("format") != FORMAT_VERSION:
+            log.warning("cache entry %s is corrupted (checksum mismatch); recomputing", path.name)
+            self._discard(path)
+            return None
+        return data
+
+    def _write(self, path: Path, data: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta = {"format": FORMAT_VERSION, "sha256": hashlib.sha256(data).hexdigest()}
+        atomic_write(path, data)
+        atomic_write(path.with_suffix(".json"), json.dumps(meta).encode())
+
+    def _discard(self, path: Path) -> None:
+        for p in (path, path.with_suffix(".json")):
+            p.unlink(missing_ok=True)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write data to path through a temp file in the same directory and a rename."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# ---------------------------------------------------------------------------------------------
+# Keys
+
+
+def _digest(parts: list[str]) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def _config_fingerprint(config: Any) -> str:
+    plain = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config
+    return json.dumps(plain, sort_keys=True, default=repr)
+
+
+def code_fingerprint(module_name: str) -> str:
+    """sha256 over the source of a module and every project module it imports, transitively."""
+    seen: dict[str, str] = {}
+    todo = [module_name]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        module = importlib.import_module(name)
+        source = inspect.getsource(module)
+        seen[name] = source
+        todo.extend(_project_imports(source, module))
+    return _digest([f"{n}\n{seen[n]}" for n in sorted(seen)])
+
+
+def _project_imports(source: str, module: Any) -> list[str]:
+    package = module.__name__ if hasattr(module, "__path__") else module.__name__.rpartition(".")[0]
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{parent}.{base}" if base else parent
+            found.append(base)
+            found += [f"{base}.{a.name}" for a in node.names]
+    in_scope = [n for n in found if n == _CODE_SCOPE or n.startswith(_CODE_SCOPE + ".")]
+    return [n for n in in_scope if _is_module(n)]
+
+
+def _is_module(name: str) -> bool:
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Packing results: arrays into the npz, everything else into a JSON skeleton
+
+
+def _pack(value: Any) -> bytes:
+    arrays: dict[str, np.ndarray] = {}
+    skeleton = _to_skeleton(value, arrays)
+    buf = io.BytesIO()
+    np.savez(buf, __skeleton__=np.array(json.dumps(skeleton)), **arrays)
+    return buf.getvalue()
+
+
+def _unpack(data: bytes) -> Any:
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    skeleton = json.loads(str(arrays.pop("__skeleton__")))
+    return _from_skeleton(skeleton, arrays)
+
+
+def _to_skeleton(value: Any, arrays: dict[str, np.ndarray]) -> Any:
+    if isinstance(value, np.ndarray):
+        key = f"a{len(arrays)}"
+        arrays[key] = value
+        return {"__array__": key}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        cls = type(value)
+        fields = {f.name: _to_skeleton(getattr(value, f.name), arrays) for f in dataclasses.fields(value)}
+        return {"__dataclass__": f"{cls.__module__}:{cls.__qualname__}", "fields": fields}
+    if isinstance(value, tuple):
+        return {"__tuple__": [_to_skeleton(v, arrays) for v in value]}
+    if isinstance(value, list):
+        return [_to_skeleton(v, arrays) for v in value]
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            raise TypeError("cached dicts need string keys")
+        return {"__dict__": {k: _to_skeleton(v, arrays) for k, v in value.items()}}
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"cannot cache a value of type {type(value).__name__}")
+
+
+def _from_skeleton(node: Any, arrays: dict[str, np.ndarray]) -> Any:
+    if isinstance(node, list):
+        return [_from_skeleton(v, arrays) for v in node]
+    if not isinstance(node, dict):
+        return node
+    if "__array__" in node:
+        return arrays[node["__array__"]]
+    if "__tuple__" in node:
+        return tuple(_from_skeleton(v, arrays) for v in node["__tuple__"])
+    if "__dict__" in node:
+        return {k: _from_skeleton(v, arrays) for k, v in node["__dict__"].items()}
+    if "__dataclass__" in node:
+        module_name, _, qualname = node["__dataclass__"].partition(":")
+        if module_name.split(".")[0] != _PACKAGE:
+            raise ValueError(f"refusing to rebuild {module_name}:{qualname} from the cache")
+        cls: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            cls = getattr(cls, part)
+        fields = {k: _from_skeleton(v, arrays) for k, v in node["fields"].items()}
+        return cls(**fields)
+    raise ValueError("unknown node in cache skeleton")

@@ -1,0 +1,137 @@
+"""Charts of the "Logits to sampling" chapter: one function per chart, results in, alt.Chart out."""
+
+from __future__ import annotations
+
+import altair as alt
+import numpy as np
+
+from generator.charts.common import grid_slider, long_table, nearest, sig, visible_token
+from generator.sims.sampling import SamplingResults, TruncationResult
+
+WIDTH = 560
+KEPT, DROPPED = "#0072B2", "#999999"
+
+
+def temperature(res: SamplingResults) -> alt.VConcatChart:
+    """Probabilities of the candidates at the slider's temperature, over entropy against T."""
+    tokens = [visible_token(t) for t in res.tokens]
+    slider = grid_slider("T", res.temperatures, "temperature T ", step=0.01)
+    rows = long_table(
+        res.probs, res.temperatures, tokens, "temperature", "token", "probability",
+        extra={"logit": np.broadcast_to(res.logits, res.probs.shape)},
+    )
+    bars = nearest(
+        alt.Chart(alt.Data(values=rows), title=f"Next token after \u201c{res.prompt}\u201d"),
+        slider, "temperature", log=True,
+    ).mark_bar().encode(
+        x=alt.X("token:N", sort=tokens, title="candidate token (illustrative logits)"),
+        y=alt.Y("probability:Q", scale=alt.Scale(domain=[0, 1]), title="probability"),
+        color=alt.value(KEPT),
+        tooltip=[
+            alt.Tooltip("token:N"), alt.Tooltip("logit:Q", format=".3f"),
+            alt.Tooltip("temperature:Q", format="g"), alt.Tooltip("probability:Q", format=".6g"),
+        ],
+    ).add_params(slider).properties(width=WIDTH, height=220)
+
+    summary = [
+        {"temperature": sig(t), "entropy (bits)": sig(h), "effective choices": sig(2.0 ** h)}
+        for t, h in zip(res.temperatures, res.entropy)
+    ]
+    base = alt.Chart(alt.Data(values=summary))
+    x = alt.X("temperature:Q", scale=alt.Scale(type="log"), title="temperature T (log scale)")
+    panels = []
+    for field, limit in (("entropy (bits)", np.log2(len(tokens))), ("effective choices", len(tokens))):
+        curve = base.mark_line(point=True).encode(
+            x=x, y=alt.Y(f"{field}:Q", scale=alt.Scale(domain=[0, sig(limit, 4)])),
+            tooltip=[alt.Tooltip("temperature:Q", format="g"), alt.Tooltip(f"{field}:Q", format=".4f")],
+        )
+        marker = nearest(base, slider, "temperature", log=True).mark_rule(
+            color="#D55E00", strokeWidth=2).encode(x=x)
+        panels.append(alt.layer(curve, marker).properties(width=WIDTH // 2 - 30, height=160))
+    return alt.vconcat(bars, alt.hconcat(*panels))
+
+
+def truncation(res: SamplingResults, which: str, label: str, step: float, start: float) -> alt.LayerChart:
+    """One sampler (top-k, top-p or min-p) at the slider's setting: survivors, renormalised."""
+    result: TruncationResult = getattr(res, which)
+    tokens = [visible_token(t) for t in res.tokens]
+    slider = grid_slider(which, result.values, f"{label} ", step=step, start=start)
+    rows = long_table(
+        result.probs, result.values, tokens, label, "token", "probability after",
+        extra={"probability before": np.broadcast_to(res.base_probs, result.probs.shape),
+               "kept": result.keep},
+    )
+    base = nearest(alt.Chart(alt.Data(values=rows)), slider, label)
+    x = alt.X("token:N", sort=tokens, title="candidate token")
+    tooltip = [alt.Tooltip("token:N"), alt.Tooltip(f"{label}:Q", format="g"),
+               alt.Tooltip("kept:N"), alt.Tooltip("probability before:Q", format=".6g"),
+               alt.Tooltip("probability after:Q", format=".6g")]
+    before = base.mark_bar(color=DROPPED, opacity=0.45).encode(
+        x=x, y=alt.Y("probability before:Q", title="probability"), tooltip=tooltip)
+    after = base.mark_bar(width={"band": 0.5}).encode(
+        x=x, y=alt.Y("probability after:Q"),
+        color=alt.Color("kept:N", scale=alt.Scale(domain=[True, False], range=[KEPT, DROPPED]),
+                        legend=alt.Legend(title="survives")),
+        tooltip=tooltip,
+    )
+    return alt.layer(before, after).add_params(slider).properties(
+        width=WIDTH, height=220,
+        title=f"{label} at T = {res.sampler_temperature:g}: grey = before, blue = renormalised",
+    )
+
+
+def samples(res: SamplingResults) -> alt.Chart:
+    """Observed frequencies from N seeded draws beside the exact distribution."""
+    tokens = [visible_token(t) for t in res.tokens]
+    sizes = [int(n) for n in res.sample_sizes]
+    pick = alt.param(name="N", value=sizes[-1] if len(sizes) == 1 else sizes[1],
+                     bind=alt.binding_radio(options=sizes, name="draws N "))
+    rows = []
+    for n, counts in zip(sizes, res.counts):
+        for token, count, p in zip(tokens, counts, res.base_probs):
+            rows.append({"N": n, "token": token, "source": "exact", "probability": sig(p), "count": None})
+            rows.append({"N": n, "token": token, "source": f"sampled", "probability": sig(count / n),
+                         "count": int(count)})
+    return alt.Chart(alt.Data(values=rows)).transform_filter(
+        "datum.N == N"
+    ).mark_bar().encode(
+        x=alt.X("token:N", sort=tokens, title="candidate token"),
+        xOffset=alt.XOffset("source:N", sort=["exact", "sampled"]),
+        y=alt.Y("probability:Q", title="probability / observed frequency"),
+        color=alt.Color("source:N", sort=["exact", "sampled"], legend=alt.Legend(title=None)),
+        tooltip=[alt.Tooltip("token:N"), alt.Tooltip("source:N"), alt.Tooltip("N:Q"),
+                 alt.Tooltip("count:Q"), alt.Tooltip("probability:Q", format=".6g")],
+    ).add_params(pick).properties(
+        width=WIDTH, height=220, title=f"N draws at T = {res.sampler_temperature:g} (seed {res.seed})")
+
+
+def figures(res: SamplingResults) -> dict[str, alt.TopLevelMixin]:
+    """Every chart of the chapter, by the name the prose uses to place it."""
+    return {
+        "temperature": temperature(res),
+        "top_k": truncation(res, "top_k", "k", step=1, start=5),
+        "top_p": truncation(res, "top_p", "top-p", step=0.01, start=0.9),
+        "min_p": truncation(res, "min_p", "min-p", step=0.01, start=0.1),
+        "samples": samples(res),
+    }
+
+
+def facts(res: SamplingResults) -> dict[str, object]:
+    """Numbers the prose quotes, read off the results (at the grid's ends and nearest T = 1)."""
+    t = res.temperatures
+    best = int(np.argmax(res.logits))
+    points = {"cold": 0, "one": int(np.argmin(np.abs(np.log(t)))), "hot": len(t) - 1}
+    out: dict[str, object] = {
+        "prompt": res.prompt,
+        "n_candidates": len(res.tokens),
+        "argmax_token": visible_token(res.tokens[best]),
+        "sample_sizes": [int(n) for n in res.sample_sizes],
+        "sampler_temperature": res.sampler_temperature,
+        "seed": res.seed,
+    }
+    for name, i in points.items():
+        out[f"t_{name}"] = float(t[i])
+        out[f"p_top_{name}"] = float(res.probs[i, best])
+        out[f"entropy_{name}"] = float(res.entropy[i])
+        out[f"choices_{name}"] = float(2.0 ** res.entropy[i])
+    return out

@@ -1,0 +1,81 @@
+"""MkDocs glue: generate the explorables into the build, stage the site, check page budgets.
+
+Thin on purpose: everything it calls is plain Python under generator/, importable without
+MkDocs. The generator package is re-imported on every build, so `mkdocs serve` picks up edits
+in generator/ and content/ (both listed under `watch:`) without a restart.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+from mkdocs.exceptions import PluginError
+from mkdocs.plugins import event_priority
+from mkdocs.structure.files import File
+
+ROOT = Path(__file__).resolve().parent.parent
+_state: dict = {}
+
+
+def _fresh(module: str):
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    for name in [n for n in sys.modules if n == "generator" or n.startswith("generator.")]:
+        del sys.modules[name]
+    return importlib.import_module(module)
+
+
+def on_config(config):
+    build = _fresh("generator.build")
+    from generator import assets, grids, publish
+
+    try:
+        _state["grids"] = grids.load_grids(config.extra.get("grids"))
+    except grids.GridError as exc:
+        raise PluginError(f"mkdocs.yml extra.{exc}") from exc
+    _state.update(build=build, publish=publish, staged=publish.StagedSite(config.site_dir),
+                  site_dir=config.site_dir)
+    config.extra["polyfills"] = [assets.IFRAME_WORKER]
+    config.site_dir = str(_state["staged"].begin())
+    return config
+
+
+def on_files(files, config):
+    from generator.cache import Cache
+
+    try:
+        site = _state["build"].build_site(_state["grids"], Cache())
+    except (LookupError, ValueError, RuntimeError, OSError) as exc:
+        raise PluginError(f"explorables: {exc}") from exc
+    _state["site"] = site
+    for path, content in site.files.items():
+        if files.get_file_from_path(path) is not None:
+            files.remove(files.get_file_from_path(path))
+        files.append(File.generated(config, path, content=content))
+    return files
+
+
+def on_post_page(output, page, config):
+    site = _state["site"]
+    src = page.file.src_uri
+    rendered = site.pages.get(src)
+    try:
+        _state["publish"].check_budget(
+            src, len(output.encode()), site.budgets.get(src, _state["build"].DEFAULT_PAGE_BUDGET),
+            rendered.chart_bytes if rendered else {})
+    except _state["publish"].BudgetError as exc:
+        raise PluginError(str(exc)) from exc
+    return output
+
+
+@event_priority(-200)  # after Material's offline plugin (-100) has written search_index.js
+def on_post_build(config):
+    _state["staged"].commit()
+    config.site_dir = _state["site_dir"]
+
+
+def on_build_error(error):
+    if "staged" in _state:
+        _state["staged"].abort()
