@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -41,6 +42,128 @@ def text(max_len: int = 2000, *, non_empty: bool = True) -> dict:
 
 # ---------------------------------------------------------------------------------------------
 # The grids
+
+
+@dataclass(frozen=True)
+class TokenizationGrid:
+    """Tokenization: real encodings on chosen texts, a small BPE trained step by step, and
+    what sequence length costs in attention."""
+
+    encodings: tuple[str, ...] = field(
+        default=("r50k_base", "p50k_base", "cl100k_base", "o200k_base"),
+        metadata={**text(40), "min_items": 1, "max_items": 6},
+    )
+    # (label, text): each chosen to show one thing tokenizers do. The last one must reach the
+    # page as text, never as markup.
+    examples: tuple[tuple[str, str], ...] = field(
+        default=(
+            ("English prose", "The quick brown fox jumps over the lazy dog. Tokenizers don't "
+                              "split at spaces: they split wherever the vocabulary says."),
+            ("Case and spaces", "hello Hello HELLO hello  hello"),
+            ("Numbers", "12345 + 678 = 13023; 3.14159 × 2 = 6.28318; 2024-06-01"),
+            ("Python code", 'def greet(name):\n    if name:\n        return f"Hello, {name}!"\n'
+                            "    return None\n"),
+            ("URL", "https://en.wikipedia.org/wiki/Byte-pair_encoding?action=history#Algorithm"),
+            ("Whitespace runs", "a b  c   d    e\t\tf\n\n\ng"),
+            # Emoji: a heart with a variation selector, a parrot, a thumb with a skin tone, and
+            # a woman and a laptop joined by a zero-width joiner.
+            ("Emoji", "I \u2764\ufe0f tokens \U0001f99c \U0001f44d\U0001f3fd \U0001f469\u200d\U0001f4bb"),
+            ("Markup shown as text", "<script>alert(1)</script> &amp; <b>bold</b>"),
+        ),
+        metadata={"min_items": 1, "max_items": 20, "unique_first": True},
+    )
+    # One sentence in many scripts: Article 1 of the Universal Declaration of Human Rights.
+    languages: tuple[tuple[str, str], ...] = field(
+        default=(
+            ("English", "All human beings are born free and equal in dignity and rights. They are "
+                        "endowed with reason and conscience and should act towards one another "
+                        "in a spirit of brotherhood."),
+            ("French", "Tous les êtres humains naissent libres et égaux en dignité et en droits. "
+                       "Ils sont doués de raison et de conscience et doivent agir les uns envers "
+                       "les autres dans un esprit de fraternité."),
+            ("Vietnamese", "Tất cả mọi người sinh ra đều được tự do và bình đẳng về nhân phẩm và "
+                           "quyền. Mọi con người đều được tạo hóa ban cho lý trí và lương tâm và "
+                           "cần phải đối xử với nhau trong tình bằng hữu."),
+            ("Russian", "Все люди рождаются свободными и равными в своем достоинстве и правах. "
+                        "Они наделены разумом и совестью и должны поступать в отношении друг "
+                        "друга в духе братства."),
+            ("Greek", "Όλοι οι άνθρωποι γεννιούνται ελεύθεροι και ίσοι στην αξιοπρέπεια και τα "
+                      "δικαιώματα. Είναι προικισμένοι με λογική και συνείδηση, και οφείλουν να "
+                      "συμπεριφέρονται μεταξύ τους με πνεύμα αδελφοσύνης."),
+            ("Arabic", "يولد جميع الناس أحرارًا متساوين في الكرامة والحقوق. وقد وهبوا عقلاً "
+                       "وضميرًا وعليهم أن يعامل بعضهم بعضًا بروح الإخاء."),
+            ("Hindi", "सभी मनुष्यों को गौरव और अधिकारों के मामले में जन्मजात स्वतन्त्रता और समानता "
+                      "प्राप्त है। उन्हें बुद्धि और अन्तरात्मा की देन प्राप्त है और परस्पर उन्हें "
+                      "भाईचारे के भाव से बर्ताव करना चाहिए।"),
+            ("Chinese", "人人生而自由，在尊严和权利上一律平等。他们赋有理性和良心，并应以兄弟关系的"
+                        "精神相对待。"),
+            ("Japanese", "すべての人間は、生まれながらにして自由であり、かつ、尊厳と権利とについて平等"
+                         "である。人間は、理性と良心とを授けられており、互いに同胞の精神をもって行動"
+                         "しなければならない。"),
+            ("Korean", "모든 인간은 태어날 때부터 자유로우며 그 존엄과 권리에 있어 동등하다. 인간은 "
+                       "천부적으로 이성과 양심을 부여받았으며 서로 형제애의 정신으로 행동하여야 한다."),
+        ),
+        metadata={"min_items": 1, "max_items": 20, "unique_first": True},
+    )
+    reference_language: str = field(default="English", metadata=text(40))
+    chat: tuple[tuple[str, str], ...] = field(
+        default=(("system", "You are a helpful assistant."),
+                 ("user", "How many tokens does this question cost?")),
+        metadata={"min_items": 1, "max_items": 8},
+    )
+    # Byte-level BPE trained on a short ASCII text (the merge-step chart draws one cell per byte).
+    bpe_text: str = field(
+        default=(
+            "A tokenizer learns its vocabulary from text. It starts with the 256 possible bytes, "
+            "counts every pair of neighbouring tokens, and merges the most frequent pair into a "
+            "new token. Then it counts again, and merges again. The first pairs to win are "
+            "common letters next to each other or next to a space; soon whole words such as "
+            "\"the\", \"token\" and \"pair\" become single tokens. The more merges it learns, the "
+            "fewer tokens the same text needs, and the bigger the vocabulary that the model "
+            "must learn an embedding for."
+        ),
+        metadata=text(2000),
+    )
+    # GPT-2's pre-split pattern, in Python's re dialect ([^\W\d_] is a letter, \d a digit):
+    # merges never cross the boundaries between the pieces it finds.
+    bpe_split_pattern: str = field(
+        default=r"""'(?:[sdmt]|ll|ve|re)| ?[^\W\d_]+| ?\d+| ?[^\s\w]+|\s+(?!\S)|\s+""",
+        metadata=text(400),
+    )
+    bpe_merges: int = field(default=160, metadata=bounded(1, 2000))
+    # Context lengths for the attention-cost chart; numpy timings are measured up to
+    # max_timed_length (larger ones would slow the build down for no new information).
+    seq_lengths: tuple[int, ...] = field(
+        default=tuple(2 ** i for i in range(3, 18)), metadata=bounded(1, 10_000_000, grid=True))
+    max_timed_length: int = field(default=2048, metadata=bounded(1, 8192))
+    d_head: int = field(default=64, metadata=bounded(1, 1024))
+    n_head: int = field(default=12, metadata=bounded(1, 256))
+    n_layer: int = field(default=12, metadata=bounded(1, 256))
+    seed: int = field(default=0, metadata=bounded(0))
+
+    def __post_init__(self) -> None:
+        validate(self, "grids.tokenization")
+        for name in ("examples", "languages", "chat"):
+            for i, (label, body) in enumerate(getattr(self, name)):
+                where = f"grids.tokenization.{name}[{i}]"
+                _check_scalar(label, text(80), f"{where}[0]")
+                _check_scalar(body, text(2000), f"{where}[1]")
+        if self.reference_language not in dict(self.languages):
+            raise GridError(f"grids.tokenization.reference_language: {self.reference_language!r} "
+                            f"is not one of the languages")
+        if len(set(self.encodings)) != len(self.encodings):
+            raise GridError("grids.tokenization.encodings: an encoding is listed twice")
+        if not self.bpe_text.isascii():
+            raise GridError("grids.tokenization.bpe_text: must be ASCII (one chart cell per byte)")
+        try:
+            re.compile(self.bpe_split_pattern)
+        except re.error as exc:
+            raise GridError(f"grids.tokenization.bpe_split_pattern: not a regular expression "
+                            f"({exc})") from exc
+        timed = [n for n in self.seq_lengths if n <= self.max_timed_length]
+        if len(timed) < 2:
+            raise GridError("grids.tokenization.max_timed_length: fewer than two seq_lengths "
+                            "are that short, so no doubling could be timed")
 
 
 @dataclass(frozen=True)
@@ -92,10 +215,54 @@ class SamplingGrid:
 
 
 @dataclass(frozen=True)
+class RagGrid:
+    """Retrieval over this site's own prose (chunk, embed, rank, evaluate) and a tool-call loop."""
+
+    # The knowledge base: content files matching `documents` but none of `exclude` (glob
+    # patterns under content/). The chapter's own page is left out: its prose describes the
+    # question set, so it would retrieve itself, and every edit to it would re-run the grid.
+    documents: tuple[str, ...] = field(default=("*.md",), metadata=text(200))
+    exclude: tuple[str, ...] = field(default=("rag.md",), metadata=text(200))
+    questions: str = field(default="rag/questions.json", metadata=text(200))
+    conversations: str = field(default="rag/conversations.json", metadata=text(200))
+    chunk_sizes: tuple[int, ...] = field(
+        default=(32, 48, 64, 96, 128, 192, 256), metadata=bounded(8, 4096, grid=True))
+    overlaps: tuple[int, ...] = field(default=(0, 8, 16), metadata=bounded(0, grid=True))
+    ks: tuple[int, ...] = field(default=(1, 3, 5, 10), metadata=bounded(1, 100, grid=True))
+    budgets: tuple[int, ...] = field(
+        default=(128, 256, 512, 1024), metadata=bounded(1, 100_000, grid=True))
+    headline_budget: int = field(default=256, metadata=bounded(1, 100_000))
+    # The chunking shown in detail (and searched by the tool): small enough to see each chunk.
+    view_chunk_size: int = field(default=64, metadata=bounded(8, 4096))
+    view_overlap: int = field(default=16, metadata=bounded(0))
+    svd_rank: int = field(default=16, metadata=bounded(1, 1000))
+    bm25_k1: float = field(default=1.2, metadata=bounded(0.0, 10.0))
+    bm25_b: float = field(default=0.75, metadata=bounded(0.0, 1.0))
+    hybrid_weight: float = field(default=0.5, metadata=bounded(0.0, 1.0))
+    seed: int = field(default=0, metadata=bounded(0))
+
+    def __post_init__(self) -> None:
+        validate(self, "grids.rag")
+        for i, overlap in enumerate(self.overlaps):
+            if overlap >= min(self.chunk_sizes):
+                raise GridError(
+                    f"grids.rag.overlaps[{i}]: overlap {overlap} must be smaller than every chunk "
+                    f"size (the smallest is {min(self.chunk_sizes)} tokens)")
+        for name, grid_name in (("headline_budget", "budgets"), ("view_chunk_size", "chunk_sizes"),
+                                ("view_overlap", "overlaps")):
+            value, allowed = getattr(self, name), getattr(self, grid_name)
+            if value not in allowed:
+                raise GridError(f"grids.rag.{name}: {value} is not one of the {grid_name} "
+                                f"{list(allowed)}")
+
+
+@dataclass(frozen=True)
 class Grids:
     """Every simulation's grid; one field per chapter."""
 
+    tokenization: TokenizationGrid = field(default_factory=TokenizationGrid)
     sampling: SamplingGrid = field(default_factory=SamplingGrid)
+    rag: RagGrid = field(default_factory=RagGrid)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -204,6 +371,9 @@ def _check_constraints(value: Any, meta: Mapping[str, Any], path: str) -> None:
         dupes = sorted({x for x in firsts if firsts.count(x) > 1})
         if dupes:
             raise GridError(f"{path}: duplicate entry {dupes[0]!r}")
+    for i, item in enumerate(items):
+        where = f"{path}[{i}]" if isinstance(value, tuple) else path
+        _check_scalar(item, meta, where)
     if meta.get("grid"):
         if not items:
             raise GridError(f"{path}: the grid is empty")
@@ -212,9 +382,6 @@ def _check_constraints(value: Any, meta: Mapping[str, Any], path: str) -> None:
                 raise GridError(
                     f"{path}[{i + 1}]: grid must be strictly increasing, got {b!r} after {a!r}"
                 )
-    for i, item in enumerate(items):
-        where = f"{path}[{i}]" if isinstance(value, tuple) else path
-        _check_scalar(item, meta, where)
 
 
 def _check_scalar(item: Any, meta: Mapping[str, Any], path: str) -> None:
@@ -234,4 +401,4 @@ def _check_scalar(item: Any, meta: Mapping[str, Any], path: str) -> None:
         raise GridError(f"{path}: {item!r} must be <= {meta['le']}")
 
 
-__all__ = ["GridError", "Grids", "SamplingGrid", "grid_names", "load_grids", "validate"]
+__all__ = ["GridError", "Grids", "RagGrid", "SamplingGrid", "TokenizationGrid", "grid_names", "load_grids", "validate"]

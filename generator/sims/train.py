@@ -1,0 +1,213 @@
+"""Training a tiny GPT on generated stories: AdamW, warmup and cosine decay, gradient clipping.
+
+Simulated: next-token prediction on windows of the story stream (each window starts at a
+story's beginning, so every token has its whole story before it), minibatches drawn with a
+seeded generator, the hand-written gradients of generator.sims.gpt, global-norm gradient
+clipping, AdamW (decoupled weight decay on matrices only, not on biases or LayerNorm gains),
+and a learning rate that rises linearly for the warmup steps and then follows a cosine down to
+a tenth of its peak. Held-out loss is measured every few steps on fixed windows of stories the
+model never trains on; at the checkpoint steps the weights are kept and a few stories are
+sampled with the same random numbers each time, so they differ only by what the model learnt.
+
+Everything is seeded: the same config gives bitwise-identical weights on the same machine.
+Not simulated: dropout, data parallelism, mixed precision, learning-rate search.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from generator.sims.gpt import (cross_entropy, generate, gpt, gpt_backward, init_params, leaves, n_params,
+                                tree_map)
+from generator.sims.stories import END, World, corpus
+
+log = logging.getLogger("mkdocs.plugins.explorables")
+
+BETA_1, BETA_2, EPSILON = 0.9, 0.99, 1e-8  # AdamW's moment decay rates
+FINAL_LR_FRACTION = 0.1  # the cosine ends at this fraction of the peak learning rate
+EVAL_BATCH = 64  # held-out windows per forward pass (bounds memory, not results)
+PROGRESS_SECONDS = 3.0
+BITS = 1 / math.log(2)  # nats -> bits
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One model and how it is trained; every number that decides the weights is here."""
+
+    n_layer: int
+    n_head: int
+    n_embd: int
+    n_ctx: int
+    batch_size: int
+    steps: int
+    learning_rate: float  # peak
+    warmup_steps: int
+    weight_decay: float
+    grad_clip: float  # largest global gradient norm
+    eval_every: int
+    checkpoints: tuple[int, ...]  # steps at which weights are kept and stories sampled
+    n_samples: int  # stories sampled at each checkpoint
+    train_stories: int
+    heldout_stories: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    config: TrainConfig
+    vocab: tuple[str, ...]  # [n_vocab]
+    n_params: int
+    params: dict  # the weights after the last step
+    checkpoint_params: tuple  # [n_ckpt] weights at config.checkpoints
+    train_loss: np.ndarray  # [steps] bits per token, the minibatch each step trained on
+    learning_rate: np.ndarray  # [steps]
+    grad_norm: np.ndarray  # [steps] before clipping
+    eval_steps: np.ndarray  # [n_eval]
+    heldout_loss: np.ndarray  # [n_eval] bits per token on the held-out windows
+    samples: np.ndarray  # [n_ckpt, n_samples, n_ctx] int  token ids, starting with END
+
+
+@dataclass(frozen=True)
+class Data:
+    vocab: tuple[str, ...]
+    train_ids: np.ndarray  # [n_tokens] int
+    train_starts: np.ndarray  # [n_windows] int  where the training windows may start
+    heldout_x: np.ndarray  # [n_windows, n_seq] int
+    heldout_y: np.ndarray  # [n_windows, n_seq] int
+    heldout_log2p: np.ndarray  # [n_windows, n_seq]  the grammar's exact log2 P of each target
+
+
+def windows(ids, starts, n_ctx):  # [n_tokens], [n_windows] -> inputs, targets [n_windows, n_ctx]
+    """Inputs ids[s:s+n_ctx] and targets ids[s+1:s+n_ctx+1] for each start s."""
+    index = starts[:, None] + np.arange(n_ctx + 1)  # [n_windows, n_ctx + 1]
+    return ids[index[:, :-1]], ids[index[:, 1:]]
+
+
+def fitting_starts(starts, n_tokens, n_ctx):  # [n_stories] -> [n_windows]
+    """Story starts whose window of n_ctx + 1 tokens lies inside the stream."""
+    return starts[starts + n_ctx + 1 <= n_tokens]
+
+
+def make_data(cfg: TrainConfig, world: World = World()) -> Data:
+    """Training and held-out stories from separate seeds; held-out windows start at each story."""
+    train = corpus(world, cfg.train_stories, [cfg.seed, 0])
+    heldout = corpus(world, cfg.heldout_stories, [cfg.seed, 1])
+    starts = fitting_starts(heldout.starts, len(heldout.ids), cfg.n_ctx)
+    x, y = windows(heldout.ids, starts, cfg.n_ctx)
+    _, log2p = windows(heldout.log2p, starts, cfg.n_ctx)
+    return Data(train.vocab, train.ids, fitting_starts(train.starts, len(train.ids), cfg.n_ctx),
+                x, y, log2p)
+
+
+# ---------------------------------------------------------------------------------------------
+# Optimisation
+
+
+def learning_rate_at(step, cfg: TrainConfig):  # int -> float
+    """Linear warmup to the peak, then a cosine down to FINAL_LR_FRACTION of it."""
+    if step < cfg.warmup_steps:
+        return cfg.learning_rate * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - 1 - cfg.warmup_steps)
+    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return cfg.learning_rate * (FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) * cosine)
+
+
+def global_norm(grads) -> float:  # [(name, array)] -> float
+    return math.sqrt(sum(float((g.astype(np.float64) ** 2).sum()) for _, g in grads))
+
+
+def decays(name: str) -> bool:
+    """Weight decay applies to matrices (and the embeddings), not to biases or LayerNorm gains."""
+    return name.endswith(".w") or name in ("wte", "wpe")
+
+
+class AdamW:
+    """Adam's moment estimates with decoupled weight decay; updates the arrays in place."""
+
+    def __init__(self, params, weight_decay):
+        self.named = leaves(params)
+        self.m = [np.zeros_like(a) for _, a in self.named]
+        self.v = [np.zeros_like(a) for _, a in self.named]
+        self.weight_decay = weight_decay
+        self.t = 0
+
+    def step(self, grads, lr, scale=1.0):  # [(name, array)], float, float
+        """One update with gradients multiplied by scale (the clipping factor)."""
+        self.t += 1
+        fix_1, fix_2 = 1 - BETA_1**self.t, 1 - BETA_2**self.t
+        for (name, p), (_, g), m, v in zip(self.named, grads, self.m, self.v):
+            g = g * scale
+            m *= BETA_1
+            m += (1 - BETA_1) * g
+            v *= BETA_2
+            v += (1 - BETA_2) * g * g
+            update = (m / fix_1) / (np.sqrt(v / fix_2) + EPSILON)
+            if decays(name):
+                update += self.weight_decay * p
+            p -= (lr * update).astype(p.dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+
+
+def heldout_loss(params, data: Data, n_head) -> float:  # -> bits per token
+    """Mean -log2 P(target) over every held-out window."""
+    total = 0.0
+    for i in range(0, len(data.heldout_x), EVAL_BATCH):
+        logits = gpt(data.heldout_x[i:i + EVAL_BATCH], params, n_head).logits
+        total += cross_entropy(logits, data.heldout_y[i:i + EVAL_BATCH])[0] * data.heldout_y[i:i + EVAL_BATCH].size
+    return total / data.heldout_y.size * BITS
+
+
+def train_model(cfg: TrainConfig) -> TrainedModel:
+    """Train one model from its config, recording losses, checkpoints and samples."""
+    data = make_data(cfg)
+    n_vocab = len(data.vocab)
+    params = init_params(n_vocab, cfg.n_ctx, cfg.n_embd, cfg.n_layer, np.random.default_rng([cfg.seed, 2]))
+    batches = np.random.default_rng([cfg.seed, 3])
+    optimiser = AdamW(params, cfg.weight_decay)
+    train_loss, rates, norms = np.zeros(cfg.steps), np.zeros(cfg.steps), np.zeros(cfg.steps)
+    eval_steps, evals, kept, samples = [], [], [], []
+    name = f"{cfg.n_layer} layer(s), {cfg.n_head} head(s)"
+    log.info("pretraining: training %s, %d parameters, %d steps", name, n_params(params), cfg.steps)
+    start = last_report = time.monotonic()
+    for step in range(cfg.steps + 1):
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            eval_steps.append(step)
+            evals.append(heldout_loss(params, data, cfg.n_head))
+        if step in cfg.checkpoints:
+            kept.append(tree_map(np.copy, params))
+            samples.append(sample_stories(params, cfg, data.vocab))
+        if step == cfg.steps:
+            break
+        x, y = windows(data.train_ids, batches.choice(data.train_starts, cfg.batch_size), cfg.n_ctx)
+        trace = gpt(x, params, cfg.n_head)
+        loss, dlogits = cross_entropy(trace.logits, y)
+        grads = leaves(gpt_backward(dlogits, trace, params))
+        norms[step] = global_norm(grads)
+        rates[step] = learning_rate_at(step, cfg)
+        train_loss[step] = loss * BITS
+        optimiser.step(grads, rates[step], scale=min(1.0, cfg.grad_clip / max(norms[step], 1e-12)))
+        if time.monotonic() - last_report >= PROGRESS_SECONDS:
+            last_report = time.monotonic()
+            log.info("pretraining: %s: step %d/%d, loss %.3f bits/token, %.0f s",
+                     name, step + 1, cfg.steps, train_loss[step], last_report - start)
+    log.info("pretraining: %s done in %.1f s, held-out loss %.3f bits/token",
+             name, time.monotonic() - start, evals[-1])
+    return TrainedModel(
+        config=cfg, vocab=data.vocab, n_params=n_params(params), params=params,
+        checkpoint_params=tuple(kept), train_loss=train_loss, learning_rate=rates, grad_norm=norms,
+        eval_steps=np.array(eval_steps), heldout_loss=np.array(evals), samples=np.array(samples),
+    )
+
+
+def sample_stories(params, cfg: TrainConfig, vocab):  # -> [n_samples, n_ctx] int
+    """n_samples continuations of END at temperature 1, with the same random numbers every time."""
+    start = np.full((cfg.n_samples, 1), vocab.index(END))
+    return generate(start, params, cfg.n_head, cfg.n_ctx - 1, np.random.default_rng([cfg.seed, 4]))

@@ -1,0 +1,42 @@
+"""Opening a built page in Chromium while recording every request, console error and page error."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import urlparse
+
+
+@dataclass
+class Visit:
+    page: object
+    base: str
+    requests: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def external_requests(self) -> list[str]:
+        """Requests to anything but the site itself (file:// or the local test server)."""
+        local = urlparse(self.base)
+        return [u for u in self.requests
+                if not (u.startswith("file://") or u.startswith("data:") or u.startswith("blob:")
+                        or urlparse(u).netloc == local.netloc and local.scheme.startswith("http"))]
+
+
+def open_page(browser, base: str, path: str, *, color_scheme: str = "light") -> Visit:
+    """Open base/path in a fresh context; wait until every chart on it has been drawn."""
+    context = browser.new_context(color_scheme=color_scheme, viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    visit = Visit(page=page, base=base)
+    page.on("request", lambda r: visit.requests.append(r.url))
+    page.on("console", lambda m: visit.errors.append(f"console: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: visit.errors.append(f"pageerror: {e}"))
+    page.goto(f"{base}/{path}")
+    wait_for_charts(page)
+    return visit
+
+
+def wait_for_charts(page, timeout: float = 20_000) -> None:
+    """Wait until every chart element has been drawn (or has failed)."""
+    page.wait_for_function(
+        """() => window.explorables && Array.from(document.querySelectorAll('.explorable-chart'))
+                 .every(el => el.hasAttribute('data-rendered'))""", timeout=timeout)
+    page.evaluate("() => window.explorables.ready")

@@ -1,0 +1,93 @@
+"""The results cache: hits, keys that follow config and code, corruption never served."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from generator.cache import Cache, code_fingerprint
+from generator.grids import SamplingGrid
+from generator.sims import sampling
+
+
+def test_second_lookup_is_a_hit_with_identical_results(tmp_path):
+    cache = Cache(tmp_path)
+    first = cache.result(sampling.simulate, SamplingGrid())
+    second = cache.result(sampling.simulate, SamplingGrid())
+    assert cache.misses == ["generator.sims.sampling.simulate"]
+    assert cache.hits == ["generator.sims.sampling.simulate"]
+    assert type(second) is type(first)
+    assert type(second.top_k) is type(first.top_k)
+    assert second.tokens == first.tokens and isinstance(second.tokens, tuple)
+    for field in ("probs", "entropy", "counts", "base_probs"):
+        assert np.array_equal(getattr(first, field), getattr(second, field))
+    assert np.array_equal(first.top_p.keep, second.top_p.keep)
+
+
+def test_a_different_config_is_a_different_entry(tmp_path):
+    cache = Cache(tmp_path)
+    cache.result(sampling.simulate, SamplingGrid())
+    cache.result(sampling.simulate, SamplingGrid(seed=1))
+    assert cache.hits == [] and len(cache.misses) == 2
+
+
+def test_code_fingerprint_covers_imported_sims_modules(tmp_path, monkeypatch):
+    import inspect
+
+    before = code_fingerprint("generator.sims.sampling")
+    real = inspect.getsource
+
+    def edited(obj):
+        text = real(obj)
+        return text + "\n# edited\n" if getattr(obj, "__name__", "") == "generator.sims.sampling" else text
+
+    monkeypatch.setattr(inspect, "getsource", edited)
+    assert code_fingerprint("generator.sims.sampling") != before
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "sidecar"])
+def test_a_corrupted_entry_is_recomputed_not_served(tmp_path, damage):
+    cache = Cache(tmp_path)
+    good = cache.result(sampling.simulate, SamplingGrid())
+    (entry,) = (tmp_path / "results").glob("*.npz")
+    data = entry.read_bytes()
+    if damage == "truncate":
+        entry.write_bytes(data[: len(data) // 2])
+    elif damage == "flip":
+        entry.write_bytes(data[:100] + bytes([data[100] ^ 0xFF]) + data[101:])
+    else:
+        entry.with_suffix(".json").write_text("{not json")
+    again = Cache(tmp_path)
+    value = again.result(sampling.simulate, SamplingGrid())
+    assert again.misses == ["generator.sims.sampling.simulate"]
+    assert np.array_equal(value.probs, good.probs)
+    # and the entry was rewritten whole
+    third = Cache(tmp_path)
+    third.result(sampling.simulate, SamplingGrid())
+    assert third.hits == ["generator.sims.sampling.simulate"]
+
+
+def test_no_temp_files_are_left_behind(tmp_path):
+    Cache(tmp_path).result(sampling.simulate, SamplingGrid())
+    leftovers = [p.name for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
+    assert leftovers == []
+
+
+def test_blob_cache_round_trip(tmp_path):
+    calls = []
+    cache = Cache(tmp_path)
+    produce = lambda: calls.append(1) or b"payload"  # noqa: E731
+    assert cache.blob("thing", ["v1"], produce) == b"payload"
+    assert cache.blob("thing", ["v1"], produce) == b"payload"
+    assert cache.blob("thing", ["v2"], produce) == b"payload"
+    assert len(calls) == 2
+
+
+def test_a_failing_simulation_writes_nothing(tmp_path):
+    def broken(config):
+        raise RuntimeError("boom")
+
+    broken.__module__ = "generator.sims.sampling"
+    with pytest.raises(RuntimeError):
+        Cache(tmp_path).result(broken, SamplingGrid())
+    assert not list(tmp_path.rglob("*.npz"))

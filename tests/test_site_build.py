@@ -1,0 +1,124 @@
+"""`mkdocs build` end to end, from temp copies of the checkout: strict, atomic, cached, budgeted."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import copy_checkout, mkdocs_build
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture()
+def checkout(tmp_path):
+    return copy_checkout(tmp_path / "repo")
+
+
+def set_extra(checkout: Path, extra: dict) -> None:
+    text = (checkout / "mkdocs.yml").read_text()
+    (checkout / "mkdocs.yml").write_text(text + "\n" + yaml.safe_dump({"extra": extra}))
+
+
+def test_the_built_site_has_every_page_spec_and_vendor_file(site):
+    for page in ("index.html", "sampling.html", "search/search_index.js",
+                 "assets/vendor/vega-bundle.js", "assets/vendor/iframe-worker/shim.js",
+                 "assets/explorables.js"):
+        assert (site / page).is_file(), page
+    specs = sorted(p.relative_to(site).as_posix() for p in (site / "specs").rglob("*.vl.json"))
+    assert "specs/sampling/temperature.vl.json" in specs
+    for path in specs:
+        json.loads((site / path).read_text())
+
+
+def test_no_page_loads_anything_from_another_host(site):
+    # Loads are src= attributes and <link href>; plain <a href> links only navigate when clicked.
+    loads = re.compile(r"""(?:\bsrc=["']|<link\b[^>]*\bhref=["'])(https?://[^"']+)""")
+    for page in site.rglob("*.html"):
+        text = page.read_text()
+        assert loads.findall(text) == [], page.name
+        assert "unpkg.com" not in text and "fonts.googleapis" not in text and "cdn.jsdelivr" not in text
+
+
+def test_generated_sources_are_not_in_docs(site):
+    from tests.conftest import ROOT
+
+    assert not list((ROOT / "docs").rglob("*.md")), "docs/ holds hand-written assets only"
+
+
+def test_bad_grid_stops_before_any_output_and_keeps_the_old_site(checkout):
+    first = mkdocs_build(checkout)
+    assert first.returncode == 0, first.stderr[-3000:]
+    marker = checkout / "site" / "sampling.html"
+    before = marker.read_bytes()
+    set_extra(checkout, {"grids": {"sampling": {"temperatures": [0.5, 0.0]}}})
+    second = mkdocs_build(checkout)
+    assert second.returncode != 0
+    assert "grids.sampling.temperatures[1]: 0.0 must be > 0" in second.stderr
+    assert marker.read_bytes() == before
+    assert not list(checkout.glob(".site.staging-*"))
+
+
+def test_bad_grid_on_a_fresh_checkout_writes_no_site(checkout):
+    set_extra(checkout, {"grids": {"sampling": {"temprature": [1.0]}}})
+    result = mkdocs_build(checkout)
+    assert result.returncode != 0
+    assert "grids.sampling: unknown key 'temprature'" in result.stderr
+    assert not (checkout / "site").exists()
+
+
+def test_a_build_failing_midway_keeps_the_previous_site(checkout):
+    assert mkdocs_build(checkout).returncode == 0
+    before = (checkout / "site" / "sampling.html").read_bytes()
+    prose = checkout / "content" / "sampling.md"
+    prose.write_text(prose.read_text() + "\n{{ chart('no_such_chart') }}\n")
+    result = mkdocs_build(checkout)
+    assert result.returncode != 0
+    assert "no chart named 'no_such_chart'" in result.stderr
+    assert (checkout / "site" / "sampling.html").read_bytes() == before
+    assert not list(checkout.glob(".site.staging-*"))
+
+
+def test_an_over_budget_page_fails_naming_its_heaviest_chart(checkout):
+    build_py = checkout / "generator" / "build.py"
+    text = build_py.read_text()
+    build_py.write_text(re.sub(r'(Chapter\("sampling\.md".*?budget_bytes=)300_000', r"\g<1>50_000", text, flags=re.S))
+    result = mkdocs_build(checkout)
+    assert result.returncode != 0
+    assert re.search(r"page sampling\.md is \d+ KB, over its 50 KB budget; heaviest: chart 'temperature'", result.stderr)
+    assert not (checkout / "site").exists()
+
+
+def test_a_prose_only_edit_recomputes_nothing(checkout, tmp_path):
+    env = {"EXPLORABLES_CACHE_DIR": str(tmp_path / "cache")}
+    assert mkdocs_build(checkout, env=env).returncode == 0
+    entries = sorted(p.name for p in (tmp_path / "cache").rglob("*.npz"))
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "cache").rglob("*") if p.is_file()}
+    prose = checkout / "content" / "sampling.md"
+    prose.write_text(prose.read_text().replace("Drawing the token", "Drawing one token"))
+    result = mkdocs_build(checkout, env=env)
+    assert result.returncode == 0
+    assert "Drawing one token" in (checkout / "site" / "sampling.html").read_text()
+    assert sorted(p.name for p in (tmp_path / "cache").rglob("*.npz")) == entries
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+
+def test_the_generator_cli_writes_specs_without_the_site(checkout, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "specs"
+    done = subprocess.run([sys.executable, "-m", "generator", "specs", str(out)], cwd=checkout,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (out / "sampling" / "temperature.vl.json").is_file()
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"sampling": {"top_p": [2.0]}}))
+    done = subprocess.run([sys.executable, "-m", "generator", "--grids", str(bad), "specs", str(tmp_path / "x")],
+                          cwd=checkout, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 2 and "grids.sampling.top_p[0]: 2.0 must be <= 1.0" in done.stderr
+    assert not (tmp_path / "x").exists()
