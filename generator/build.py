@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from generator import assets
-from generator.cache import Cache
+from generator.cache import Cache, code_fingerprint, result_key
 from generator.charts import sampling as sampling_charts
 from generator.grids import Grids
 from generator.pages.render import RenderedPage, render_page
@@ -38,12 +38,24 @@ class Chapter:
     figures: Callable[[Any], dict]
     facts: Callable[[Any], dict]
     budget_bytes: int = DEFAULT_PAGE_BUDGET
+    # Turns the grid into the simulation's config (say, by reading texts from content/, so
+    # the results cache keys on them); None: the grid itself is the config.
+    prepare: Callable[[Any, Path], Any] | None = None
 
 
 CHAPTERS: tuple[Chapter, ...] = (
     Chapter("sampling.md", "sampling", sampling_sim.simulate, sampling_charts.figures,
             sampling_charts.facts, budget_bytes=300_000),
 )
+
+
+def chart_key(chapter: Chapter, config: Any) -> list[str]:
+    """What a chapter's chart specs depend on: its results, its chart code, Altair's version."""
+    import altair
+
+    module = chapter.figures.__module__
+    return [result_key(chapter.simulate, config), module,
+            code_fingerprint(module, scopes=("generator.charts", "generator.sims")), altair.__version__]
 
 
 @dataclass
@@ -65,9 +77,14 @@ def build_site(grids: Grids, cache: Cache, content_dir: Path = CONTENT_DIR,
         if chapter is None:
             page = render_page(content_dir, source)
         else:
-            results = cache.result(chapter.simulate, getattr(grids, chapter.grid))
+            config = getattr(grids, chapter.grid)
+            if chapter.prepare is not None:
+                config = chapter.prepare(config, content_dir)
+            results = cache.result(chapter.simulate, config)
             site.timings[f"{source}: simulate"] = time.perf_counter() - start
-            page = render_page(content_dir, source, chapter.figures(results), chapter.facts(results))
+            specs = cache.json(f"specs-{chapter.grid}", chart_key(chapter, config),
+                               lambda: {k: v.to_dict() for k, v in chapter.figures(results).items()})
+            page = render_page(content_dir, source, specs, chapter.facts(results))
             site.budgets[source] = chapter.budget_bytes
         site.timings[source] = time.perf_counter() - start
         site.pages[source] = page
@@ -79,4 +96,6 @@ def build_site(grids: Grids, cache: Cache, content_dir: Path = CONTENT_DIR,
     start = time.perf_counter()
     site.files.update(assets.vendor_files(cache))
     site.timings["vendor assets"] = time.perf_counter() - start
+    for step, seconds in site.timings.items():
+        log.info("explorables timing: %s: %.3f s", step, seconds)
     return site

@@ -55,7 +55,7 @@ class Cache:
     def result(self, fn: Callable[[Any], T], config: Any) -> T:
         """fn(config), from the cache when an intact entry for (config, fn's code) exists."""
         name = f"{fn.__module__}.{fn.__qualname__}"
-        key = _digest([name, _config_fingerprint(config), code_fingerprint(fn.__module__)])
+        key = result_key(fn, config)
         path = self.root / "results" / f"{fn.__module__.rsplit('.', 1)[-1]}-{key[:24]}.npz"
         if self.enabled:
             cached = self._read(path)
@@ -89,6 +89,14 @@ class Cache:
         if self.enabled:
             self._write(path, value)
         return value
+
+    def json(self, name: str, key_parts: list[str], produce: Callable[[], Any]) -> Any:
+        """produce() for JSON-able values (e.g. chart specs), through the blob cache."""
+        data = self.blob(name, key_parts, lambda: json.dumps(produce(), separators=(",", ":")).encode())
+        try:
+            return json.loads(data)
+        except ValueError:  # checksummed, so only a format change gets here
+            return produce()
 
     # -- storage -------------------------------------------------------------------------------
 
@@ -144,13 +152,19 @@ def _digest(parts: list[str]) -> str:
     return h.hexdigest()
 
 
+def result_key(fn: Callable, config: Any) -> str:
+    """The cache key of fn(config): its name, the config's value and the sims code behind it."""
+    name = f"{fn.__module__}.{fn.__qualname__}"
+    return _digest([name, _config_fingerprint(config), code_fingerprint(fn.__module__)])
+
+
 def _config_fingerprint(config: Any) -> str:
     plain = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config
     return json.dumps(plain, sort_keys=True, default=repr)
 
 
-def code_fingerprint(module_name: str) -> str:
-    """sha256 over the source of a module and every project module it imports, transitively."""
+def code_fingerprint(module_name: str, scopes: tuple[str, ...] = (_CODE_SCOPE,)) -> str:
+    """sha256 over the source of a module and every module under `scopes` it imports, transitively."""
     seen: dict[str, str] = {}
     todo = [module_name]
     while todo:
@@ -160,11 +174,11 @@ def code_fingerprint(module_name: str) -> str:
         module = importlib.import_module(name)
         source = inspect.getsource(module)
         seen[name] = source
-        todo.extend(_project_imports(source, module))
+        todo.extend(_project_imports(source, module, scopes))
     return _digest([f"{n}\n{seen[n]}" for n in sorted(seen)])
 
 
-def _project_imports(source: str, module: Any) -> list[str]:
+def _project_imports(source: str, module: Any, scopes: tuple[str, ...]) -> list[str]:
     package = module.__name__ if hasattr(module, "__path__") else module.__name__.rpartition(".")[0]
     found = []
     for node in ast.walk(ast.parse(source)):
@@ -177,7 +191,7 @@ def _project_imports(source: str, module: Any) -> list[str]:
                 base = f"{parent}.{base}" if base else parent
             found.append(base)
             found += [f"{base}.{a.name}" for a in node.names]
-    in_scope = [n for n in found if n == _CODE_SCOPE or n.startswith(_CODE_SCOPE + ".")]
+    in_scope = [n for n in found if any(n == s or n.startswith(s + ".") for s in scopes)]
     return [n for n in in_scope if _is_module(n)]
 
 

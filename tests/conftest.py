@@ -21,7 +21,7 @@ CHROMIUM = Path(os.environ.get("EXPLORABLES_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run",
                  "--disable-quic", "--disable-default-apps"]
-_COPY_IGNORE = shutil.ignore_patterns(".git", "site", ".cache", "node_modules", "__pycache__",
+_COPY_IGNORE = shutil.ignore_patterns(".git", ".venv", "site", ".cache", "node_modules", "__pycache__",
                                       ".pytest_cache", ".site.staging-*")
 
 

@@ -38,7 +38,7 @@ class RenderedPage:
 def render_page(content_dir: Path, source: str, figures: Mapping[str, Any] | None = None,
                 facts: Mapping[str, Any] | None = None, context: Mapping[str, Any] | None = None
                 ) -> RenderedPage:
-    """Render content/<source> with its charts and facts into a Markdown page."""
+    """Render content/<source> with its charts (Altair charts or their spec dicts) and facts."""
     figures = figures or {}
     page = RenderedPage(path=source, markdown="")
     placed: list[str] = []
@@ -49,7 +49,8 @@ def render_page(content_dir: Path, source: str, figures: Mapping[str, Any] | Non
         if name in placed:
             raise ValueError(f"content/{source}: chart {name!r} placed twice")
         placed.append(name)
-        spec = figures[name].to_dict()
+        figure = figures[name]
+        spec = figure if isinstance(figure, dict) else figure.to_dict()
         spec_json = json.dumps(spec, separators=(",", ":"), ensure_ascii=False)
         slug = PurePosixPath(source).stem
         spec_path = f"{SPEC_DIR}/{slug}/{name}.vl.json"

@@ -1,0 +1,104 @@
+"""Build-time and page-size budgets, measured: `python benchmarks/bench.py`.
+
+Runs, on a temp copy of the checkout:
+1. a clean `mkdocs build` with an empty results cache (every simulation computed),
+2. a no-op rebuild (warm cache, nothing changed),
+and reads each chapter's simulation time from the clean build's log, then prints one table of measurements against their budgets and exits 1 if any is over.
+Timings depend on the machine: the budgets are for 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+# seconds
+BUILD_BUDGETS = {
+    "clean build, whole site": 180.0,
+    "no-op rebuild": 3.0,
+}
+# seconds of simulation per chapter on an empty cache (on top of the foundation's build)
+SIMULATION_BUDGETS = {
+    "sampling.md": 2.0,
+    "tokenization.md": 2.0,
+    "pretraining.md": 120.0,
+    "rag.md": 20.0,
+}
+# The foundation's own budget: a clean build of everything but the tiny-GPT training.
+FOUNDATION_BUDGET = ("clean build without pretraining's training", 10.0)
+BUNDLE = "assets/vendor/vega-bundle.js"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--keep", action="store_true", help="keep the temp checkout")
+    args = parser.parse_args()
+
+    from generator.build import CHAPTERS, DEFAULT_PAGE_BUDGET
+
+    work = Path(tempfile.mkdtemp(prefix="explorables-bench-"))
+    checkout = work / "repo"
+    shutil.copytree(ROOT, checkout, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "site", ".cache", "node_modules", "__pycache__", ".pytest_cache", ".site.staging-*"))
+    (checkout / "node_modules").symlink_to(ROOT / "node_modules", target_is_directory=True)
+    env = {**os.environ, "EXPLORABLES_CACHE_DIR": str(work / "cache"), "NO_MKDOCS_2_WARNING": "1"}
+    rows: list[tuple[str, str, str, bool]] = []
+
+    clean, log = timed_build(checkout, env)
+    noop, _ = timed_build(checkout, env)
+    rows.append(row("clean build, whole site", clean, BUILD_BUDGETS["clean build, whole site"], "s"))
+    rows.append(row("no-op rebuild", noop, BUILD_BUDGETS["no-op rebuild"], "s"))
+
+    timings = {m[0]: float(m[1]) for m in re.findall(r"explorables timing: (.+?): ([0-9.]+) s", log)}
+    training = timings.get("pretraining.md: simulate", 0.0)
+    rows.append(row(FOUNDATION_BUDGET[0], clean - training, FOUNDATION_BUDGET[1], "s"))
+    for page, budget in SIMULATION_BUDGETS.items():
+        key = f"{page}: simulate"
+        if key in timings:
+            rows.append(row(f"simulate {page} (empty cache)", timings[key], budget, "s"))
+
+    site = checkout / "site"
+    budgets = {c.page.replace(".md", ".html"): c.budget_bytes for c in CHAPTERS}
+    for page in sorted(site.glob("*.html")):
+        size = page.stat().st_size
+        rows.append(row(f"page {page.name} (HTML + embedded specs)", size / 1000,
+                        budgets.get(page.name, DEFAULT_PAGE_BUDGET) / 1000, "KB"))
+    rows.append((f"shared bundle {BUNDLE}", f"{(site / BUNDLE).stat().st_size / 1000:.0f} KB", "-", True))
+
+    width = max(len(r[0]) for r in rows)
+    print(f"\n{'measurement':<{width}}  {'value':>10}  {'budget':>10}  status")
+    for name, value, budget, ok in rows:
+        print(f"{name:<{width}}  {value:>10}  {budget:>10}  {'ok' if ok else 'OVER'}")
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0 if all(r[3] for r in rows) else 1
+
+
+def row(name: str, value: float, budget: float, unit: str) -> tuple[str, str, str, bool]:
+    fmt = "{:.1f} " if unit == "s" else "{:.0f} "
+    return name, fmt.format(value) + unit, fmt.format(budget) + unit, value <= budget
+
+
+def timed_build(checkout: Path, env: dict) -> tuple[float, str]:
+    """Seconds taken by `mkdocs build --strict`, and its log."""
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict"], cwd=checkout,
+                          env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        sys.exit(f"mkdocs build failed:\n{done.stderr[-3000:]}")
+    return elapsed, done.stderr
+
+
+if __name__ == "__main__":
+    sys.exit(main())
