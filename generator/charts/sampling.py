@@ -38,7 +38,8 @@ def temperature(res: SamplingResults) -> alt.VConcatChart:
         for t, h in zip(res.temperatures, res.entropy)
     ]
     base = alt.Chart(alt.Data(values=summary))
-    x = alt.X("temperature:Q", scale=alt.Scale(type="log"), title="temperature T (log scale)")
+    x = alt.X("temperature:Q", title="temperature T (log scale)",
+              scale=alt.Scale(type="log", domain=[sig(res.temperatures.min()), sig(res.temperatures.max())], nice=False))
     panels = []
     for field, limit in (("entropy (bits)", np.log2(len(tokens))), ("effective choices", len(tokens))):
         curve = base.mark_line(point=True).encode(
