@@ -77,11 +77,11 @@ def embed(name: str, spec: dict, spec_json: str, href: str, caption: str = "") -
                      for rows in _datasets(spec))
     parts = [
         f'<figure class="explorable" id="fig-{html.escape(name)}">',
-        f'<div class="explorable-chart" role="img" aria-label="{html.escape(title)} (interactive chart; '
-        f'its data table follows)" data-name="{html.escape(name)}" data-spec=\'{_attr(spec_json)}\'>'
+        # No role="img" here: the chart holds focusable controls, which an img role would hide.
+        f'<div class="explorable-chart" data-name="{html.escape(name)}" data-spec=\'{_attr(spec_json)}\'>'
         "</div>",
         "<figcaption>",
-        html.escape(caption) + " " if caption else "",
+        f"{html.escape(title)}. " + (html.escape(caption) + " " if caption else ""),
         f'<a class="explorable-download" href="{html.escape(href)}" download>'
         "Download this chart\u2019s Vega-Lite spec (JSON)</a></figcaption>",
         f'<details class="explorable-table"><summary>Data table</summary>{tables}</details>',
