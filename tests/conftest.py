@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# The session's builds share one results cache, so the site's simulations run once per session.
+CACHE_DIR = Path(os.environ.get("EXPLORABLES_CACHE_DIR", ROOT / ".cache" / "explorables"))
 CHROMIUM = Path(os.environ.get("EXPLORABLES_CHROMIUM", "/usr/bin/chromium"))
 # Flags that keep Chromium from phoning home (its own background requests would fail here and
 # would pollute the "no external request" checks).
@@ -36,7 +38,7 @@ def copy_checkout(dest: Path) -> Path:
 def mkdocs_build(checkout: Path, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run `mkdocs build --strict` in a checkout; the results cache is shared with the real one."""
     full_env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", **(env or {})}
-    full_env.setdefault("EXPLORABLES_CACHE_DIR", str(ROOT / ".cache" / "explorables"))
+    full_env.setdefault("EXPLORABLES_CACHE_DIR", str(CACHE_DIR))
     return subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", *extra],
                           cwd=checkout, env=full_env, capture_output=True, text=True, timeout=900)
 
