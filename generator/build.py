@@ -14,12 +14,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from generator import assets
+from generator import assets, knowledge_base
 from generator.cache import Cache, code_fingerprint, result_key
 from generator.charts import sampling as sampling_charts
+from generator.charts import tokenization as tokenization_charts
+from generator.charts import rag as rag_charts
 from generator.grids import Grids
+from generator.pages import tokens as tokens_page
 from generator.pages.render import RenderedPage, render_page
 from generator.sims import sampling as sampling_sim
+from generator.sims import tokenization as tokenization_sim
+from generator.sims import rag as rag_sim
 
 log = logging.getLogger("mkdocs.plugins.explorables")
 
@@ -41,11 +46,19 @@ class Chapter:
     # Turns the grid into the simulation's config (say, by reading texts from content/, so
     # the results cache keys on them); None: the grid itself is the config.
     prepare: Callable[[Any, Path], Any] | None = None
+    # True: simulate(config, memo) caches its own parts through memo = Cache.result (each
+    # trained model on its own, shared by the chapters that read it); False: the results are
+    # cached whole.
+    memoised: bool = False
 
 
 CHAPTERS: tuple[Chapter, ...] = (
+    Chapter("tokenization.md", "tokenization", tokenization_sim.simulate,
+            tokenization_charts.figures, tokens_page.facts, budget_bytes=400_000),
     Chapter("sampling.md", "sampling", sampling_sim.simulate, sampling_charts.figures,
             sampling_charts.facts, budget_bytes=300_000),
+    Chapter("rag.md", "rag", rag_sim.simulate, rag_charts.figures, rag_charts.facts,
+            budget_bytes=500_000, prepare=knowledge_base.load),
 )
 
 
@@ -80,7 +93,10 @@ def build_site(grids: Grids, cache: Cache, content_dir: Path = CONTENT_DIR,
             config = getattr(grids, chapter.grid)
             if chapter.prepare is not None:
                 config = chapter.prepare(config, content_dir)
-            results = cache.result(chapter.simulate, config)
+            if chapter.memoised:
+                results = chapter.simulate(config, cache.result)
+            else:
+                results = cache.result(chapter.simulate, config)
             site.timings[f"{source}: simulate"] = time.perf_counter() - start
             specs = cache.json(f"specs-{chapter.grid}", chart_key(chapter, config),
                                lambda: {k: v.to_dict() for k, v in chapter.figures(results).items()})

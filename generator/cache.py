@@ -13,7 +13,6 @@ import ast
 import dataclasses
 import hashlib
 import importlib
-import inspect
 import io
 import json
 import logging
@@ -172,7 +171,8 @@ def code_fingerprint(module_name: str, scopes: tuple[str, ...] = (_CODE_SCOPE,))
         if name in seen:
             continue
         module = importlib.import_module(name)
-        source = inspect.getsource(module)
+        # Read the file itself: inspect.getsource refuses empty files such as an __init__.py.
+        source = Path(module.__file__).read_text(encoding="utf-8")
         seen[name] = source
         todo.extend(_project_imports(source, module, scopes))
     return _digest([f"{n}\n{seen[n]}" for n in sorted(seen)])

@@ -124,10 +124,10 @@ class TokenizationGrid:
         ),
         metadata=text(2000),
     )
-    # GPT-2's pre-split pattern, in Python's re dialect ([^\W\d_] is a letter, \d a digit):
-    # merges never cross the boundaries between the pieces it finds.
+    # GPT-2's pre-split pattern in Python's re dialect ([^\W\d_] is a letter, \d a digit,
+    # (?:[^\s\w]|_) anything else but whitespace): merges never cross the pieces' boundaries.
     bpe_split_pattern: str = field(
-        default=r"""'(?:[sdmt]|ll|ve|re)| ?[^\W\d_]+| ?\d+| ?[^\s\w]+|\s+(?!\S)|\s+""",
+        default=r"""'(?:[sdmt]|ll|ve|re)| ?[^\W\d_]+| ?\d+| ?(?:[^\s\w]|_)+|\s+(?!\S)|\s+""",
         metadata=text(400),
     )
     bpe_merges: int = field(default=160, metadata=bounded(1, 2000))
@@ -215,6 +215,58 @@ class SamplingGrid:
 
 
 @dataclass(frozen=True)
+class PretrainingGrid:
+    """Pretraining: a family of tiny GPTs (layers x heads) trained on generated stories."""
+
+    n_layers: tuple[int, ...] = field(default=(1, 2, 4), metadata=bounded(1, 12, grid=True))
+    n_heads: tuple[int, ...] = field(default=(1, 2, 4), metadata=bounded(1, 16, grid=True))
+    n_embd: int = field(default=32, metadata=bounded(4, 1024))
+    n_ctx: int = field(default=64, metadata=bounded(8, 512))
+    batch_size: int = field(default=8, metadata=bounded(1, 1024))
+    steps: int = field(default=600, metadata=bounded(1, 100_000))
+    learning_rate: float = field(default=0.015, metadata=positive(0.0, 1.0))
+    warmup_steps: int = field(default=20, metadata=bounded(0, 100_000))
+    weight_decay: float = field(default=0.1, metadata=bounded(0.0, 1.0))
+    grad_clip: float = field(default=1.0, metadata=positive(0.0, 1000.0))
+    eval_every: int = field(default=25, metadata=bounded(1, 100_000))
+    # Steps at which weights are kept and stories sampled: dense early, where text changes fastest.
+    checkpoints: tuple[int, ...] = field(
+        default=(0, 25, 50, 100, 200, 300, 400, 600), metadata=bounded(0, 100_000, grid=True))
+    n_samples: int = field(default=2, metadata=bounded(1, 16))
+    train_stories: int = field(default=2000, metadata=bounded(1, 1_000_000))
+    heldout_stories: int = field(default=64, metadata=bounded(1, 100_000))
+    seed: int = field(default=0, metadata=bounded(0))
+    # The sampling chapter's real companion: the best model's next token after this prompt
+    # (words of the story grammar, separated by spaces).
+    prompt: str = field(
+        default="once upon a time , there was a kind girl named Mia . one day , she went to the "
+                "park . there , she met Tom . Tom had a red ball . Tom gave Mia the ball .",
+        metadata=text(2000))
+    companion_tokens: int = field(default=10, metadata=bounded(1, 64))
+    temperatures: tuple[float, ...] = field(
+        default=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.2, 1.4, 1.7, 2.0, 2.5, 3.0),
+        metadata=positive(0.0, 100.0, grid=True))
+    top_p: tuple[float, ...] = field(default=(0.5, 0.7, 0.8, 0.9, 0.95, 1.0),
+                                     metadata=positive(0.0, 1.0, grid=True))
+
+    def __post_init__(self) -> None:
+        validate(self, "grids.pretraining")
+        for i, n_head in enumerate(self.n_heads):
+            if self.n_embd % n_head:
+                raise GridError(f"grids.pretraining.n_heads[{i}]: n_embd = {self.n_embd} does not "
+                                f"split into {n_head} heads of equal width")
+        if self.warmup_steps >= self.steps:
+            raise GridError(f"grids.pretraining.warmup_steps: {self.warmup_steps} must be fewer "
+                            f"than the {self.steps} steps")
+        if self.checkpoints[-1] > self.steps:
+            raise GridError(f"grids.pretraining.checkpoints[{len(self.checkpoints) - 1}]: step "
+                            f"{self.checkpoints[-1]} is past the last step ({self.steps})")
+        if len(self.prompt.split()) + 1 > self.n_ctx:
+            raise GridError(f"grids.pretraining.prompt: {len(self.prompt.split())} words do not "
+                            f"fit the context of {self.n_ctx} tokens")
+
+
+@dataclass(frozen=True)
 class RagGrid:
     """Retrieval over this site's own prose (chunk, embed, rank, evaluate) and a tool-call loop."""
 
@@ -239,10 +291,15 @@ class RagGrid:
     bm25_k1: float = field(default=1.2, metadata=bounded(0.0, 10.0))
     bm25_b: float = field(default=0.75, metadata=bounded(0.0, 1.0))
     hybrid_weight: float = field(default=0.5, metadata=bounded(0.0, 1.0))
+    search_method: str = field(default="hybrid", metadata=text(20))  # the search tool's ranking
     seed: int = field(default=0, metadata=bounded(0))
 
     def __post_init__(self) -> None:
         validate(self, "grids.rag")
+        methods = ("tf-idf", "lsa", "bm25", "hybrid")
+        if self.search_method not in methods:
+            raise GridError(f"grids.rag.search_method: {self.search_method!r} is not one of "
+                            f"{', '.join(methods)}")
         for i, overlap in enumerate(self.overlaps):
             if overlap >= min(self.chunk_sizes):
                 raise GridError(
@@ -262,6 +319,7 @@ class Grids:
 
     tokenization: TokenizationGrid = field(default_factory=TokenizationGrid)
     sampling: SamplingGrid = field(default_factory=SamplingGrid)
+    pretraining: PretrainingGrid = field(default_factory=PretrainingGrid)
     rag: RagGrid = field(default_factory=RagGrid)
 
 
@@ -401,4 +459,4 @@ def _check_scalar(item: Any, meta: Mapping[str, Any], path: str) -> None:
         raise GridError(f"{path}: {item!r} must be <= {meta['le']}")
 
 
-__all__ = ["GridError", "Grids", "RagGrid", "SamplingGrid", "TokenizationGrid", "grid_names", "load_grids", "validate"]
+__all__ = ["GridError", "Grids", "PretrainingGrid", "RagGrid", "SamplingGrid", "TokenizationGrid", "grid_names", "load_grids", "validate"]

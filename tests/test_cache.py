@@ -31,18 +31,31 @@ def test_a_different_config_is_a_different_entry(tmp_path):
     assert cache.hits == [] and len(cache.misses) == 2
 
 
-def test_code_fingerprint_covers_imported_sims_modules(tmp_path, monkeypatch):
-    import inspect
+def test_code_fingerprint_follows_the_source_of_the_module_and_its_sims_imports(monkeypatch):
+    from pathlib import Path
 
-    before = code_fingerprint("generator.sims.sampling")
-    real = inspect.getsource
+    import generator.sims.sampling as sampling_module
 
-    def edited(obj):
-        text = real(obj)
-        return text + "\n# edited\n" if getattr(obj, "__name__", "") == "generator.sims.sampling" else text
+    base = code_fingerprint("generator.sims.sampling")
+    real = Path.read_text
 
-    monkeypatch.setattr(inspect, "getsource", edited)
-    assert code_fingerprint("generator.sims.sampling") != before
+    def edited(target):
+        def read_text(self, *args, **kwargs):
+            text = real(self, *args, **kwargs)
+            return text + "\n# edited\n" if self == Path(target) else text
+        return read_text
+
+    monkeypatch.setattr(Path, "read_text", edited(sampling_module.__file__))
+    assert code_fingerprint("generator.sims.sampling") != base
+    # grids.py is not simulation code: the grid's value is in the key already
+    import generator.grids as grids_module
+
+    monkeypatch.setattr(Path, "read_text", edited(grids_module.__file__))
+    assert code_fingerprint("generator.sims.sampling") == base
+
+
+def test_code_fingerprint_reads_empty_package_modules():
+    assert code_fingerprint("generator.sims")
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "sidecar"])

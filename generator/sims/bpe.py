@@ -12,6 +12,7 @@ pattern in the grid).
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass
 
@@ -105,26 +106,33 @@ def vocab(merges):  # [n_merges, 2] -> {id: bytes}
     return table
 
 
-def token_counts(pieces, merges):  # list of bytes, [n_merges, 2] -> [n_merges + 1]
-    """Tokens in the text after applying the first k merges, for k = 0 .. n_merges.
+def replay(pieces, merges):  # list of bytes, [n_merges, 2] -> iterator of lists of [n_seq]
+    """Each piece's ids after 0, 1, ..., n_merges of the merges, replayed in learned order.
 
-    Replaying merges in learned order equals greedy lowest-rank-first encoding: a pair that
-    contains a token made at step k can only have been learned after step k.
+    Replaying in order equals greedy lowest-rank-first encoding: a pair that contains a token
+    made at step k can only have been learned after step k.
     """
     seqs = [list(p) for p in pieces]
-    counts = [sum(len(s) for s in seqs)]
+    yield seqs
     for step, (a, b) in enumerate(merges):
         seqs = [merge(s, (int(a), int(b)), N_BYTES + step) for s in seqs]
-        counts.append(sum(len(s) for s in seqs))
-    return np.array(counts, dtype=np.int64)
+        yield seqs
+
+
+def token_counts(pieces, merges):  # list of bytes, [n_merges, 2] -> [n_merges + 1]
+    """Tokens in the text after the first k merges, for k = 0 .. n_merges."""
+    return np.array([sum(map(len, seqs)) for seqs in replay(pieces, merges)], dtype=np.int64)
 
 
 def encode(pieces, merges):  # list of bytes, [n_merges, 2] -> [n_seq]
-    """Token ids of the text: every merge replayed in order, inside each piece."""
-    ids = []
-    for p in pieces:
-        seq = list(p)
-        for step, (a, b) in enumerate(merges):
-            seq = merge(seq, (int(a), int(b)), N_BYTES + step)
-        ids.extend(seq)
-    return ids
+    """Token ids of the text after every merge."""
+    *_, final = replay(pieces, merges)
+    return [t for seq in final for t in seq]
+
+
+def split(text, pattern):  # str, str -> list of bytes
+    """The text's pre-split pieces as UTF-8 bytes; they must cover the text exactly."""
+    pieces = [m.group(0) for m in re.finditer(pattern, text)]
+    if "".join(pieces) != text:
+        raise ValueError(f"the split pattern {pattern!r} skips part of the text")
+    return [p.encode("utf-8") for p in pieces]

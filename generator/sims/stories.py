@@ -93,23 +93,74 @@ class Teller:
         Example: choose([("a", "red"), ("a", "blue"), ("an", "old")]) emits "a" with p 2/3,
         then "red" with p 1/2.
         """
-        weights = [1.0] * len(options) if weights is None else list(weights)
-        total = sum(weights)
-        probs = [w / total for w in weights]
-        check_prefix_free(options)
+        probs, alive = start_choice(options, weights)
         chosen = self.pick(probs)
-        phrase = options[chosen]
-        alive = [i for i, p in enumerate(probs) if p > 0]
-        for j, token in enumerate(phrase):
-            consistent = [i for i in alive if len(options[i]) > j and options[i][j] == token]
-            self.log2p.append(math.log2(sum(probs[i] for i in consistent) / sum(probs[i] for i in alive)))
-            self.tokens.append(token)
-            alive = consistent
+        for j, token in enumerate(options[chosen]):
+            alive = self.emit(options, probs, alive, j, token)
         return chosen
+
+    def emit(self, options, probs, alive, j, token) -> list[int]:
+        """Emit the j-th token of a phrase; return the options still consistent with it."""
+        consistent = [i for i in alive if options[i][j] == token]
+        if not consistent:
+            raise ValueError(f"the grammar cannot say {token!r} after {' '.join(self.tokens[-8:])!r}")
+        self.log2p.append(math.log2(sum(probs[i] for i in consistent) / sum(probs[i] for i in alive)))
+        self.tokens.append(token)
+        return consistent
 
     def choose_word(self, words: Sequence[str]) -> str:
         """One word, uniformly."""
         return words[self.choose([(w,) for w in words])]
+
+
+class NextToken(Exception):
+    """A Reader reached the end of its tokens; carries the grammar's next-token distribution."""
+
+    def __init__(self, probs: dict[str, float]):
+        super().__init__(probs)
+        self.probs = probs
+
+
+class Reader(Teller):
+    """Follows given tokens through the grammar, recording their probabilities; at their end,
+    raises NextToken with the distribution of the token that would come next."""
+
+    def __init__(self, tokens: Sequence[str]):
+        super().__init__(pick=lambda probs: 0)
+        self.given = list(tokens)
+
+    def say(self, *words: str) -> None:
+        for word in words:
+            self.choose([(word,)])
+
+    def choose(self, options, weights=None) -> int:
+        probs, alive = start_choice(options, weights)
+        j = 0
+        while True:
+            if len(self.tokens) == len(self.given):
+                raise NextToken(next_token_mass(options, probs, alive, j))
+            alive = self.emit(options, probs, alive, j, self.given[len(self.tokens)])
+            j += 1
+            if len(options[alive[0]]) == j:  # prefix-free: a finished option is the only one left
+                return alive[0]
+
+
+def start_choice(options, weights) -> tuple[list[float], list[int]]:
+    """Normalised probabilities and the options that can happen; checks the options first."""
+    check_prefix_free(options)
+    weights = [1.0] * len(options) if weights is None else list(weights)
+    total = sum(weights)
+    probs = [w / total for w in weights]
+    return probs, [i for i, p in enumerate(probs) if p > 0]
+
+
+def next_token_mass(options, probs, alive, j) -> dict[str, float]:
+    """Distribution of the j-th token among the options still alive."""
+    mass: dict[str, float] = {}
+    for i in alive:
+        mass[options[i][j]] = mass.get(options[i][j], 0.0) + probs[i]
+    total = sum(mass.values())
+    return {token: m / total for token, m in mass.items()}
 
 
 def check_prefix_free(options: Sequence[tuple[str, ...]]) -> None:
@@ -282,6 +333,21 @@ def corpus(world: World, n_stories: int, seed: int) -> Corpus:
         log2p=np.array(teller.log2p),
         starts=np.array(starts, dtype=np.int64),
     )
+
+
+def next_token_probs(world: World, prompt: Sequence[str]) -> dict[str, float]:
+    """The grammar's exact distribution of the token after a prompt that starts a story.
+
+    Raises ValueError if the grammar cannot tell the prompt.
+    Example: next_token_probs(World(), ["once", "upon", "a"]) -> {"time": 1.0}
+    """
+    reader = Reader([END, *prompt])
+    try:
+        reader.say(END)
+        while True:
+            tell(reader, world)
+    except NextToken as end:
+        return end.probs
 
 
 def entropy_per_token(c: Corpus) -> float:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from generator.sims import retrieval
+import generator.sims.retrieval as retrieval
 from generator.sims.encodings import get_encoding
 
 ROLES = ("system", "user", "model", "runtime")

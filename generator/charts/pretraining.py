@@ -1,0 +1,264 @@
+"""Charts of the "Pretraining" chapter, and the sampling chapter's chart of a trained model's logits."""
+
+from __future__ import annotations
+
+import textwrap
+
+import altair as alt
+import numpy as np
+
+from generator.charts.common import OKABE_ITO, grid_slider, nearest, sig, visible_token
+from generator.sims.pretraining import PretrainingResults
+
+WIDTH = 560
+LOSS = "loss (bits/token)"
+REFERENCES = ("unigram", "bigram", "entropy floor")
+REFERENCE_COLOURS = ("#999999", "#D55E00", "#009E73")
+TEXT_WIDTH = 86  # characters per line of a sampled story
+
+
+def best_index(res: PretrainingResults) -> int:
+    """The model with the lowest final held-out loss."""
+    return int(np.argmin([m.heldout_loss[-1] for m in res.models]))
+
+
+def model_label(n_layer: int, n_head: int) -> str:
+    return f"{n_layer} layer{'s' * (n_layer > 1)}, {n_head} head{'s' * (n_head > 1)}"
+
+
+def reference_rows(res: PretrainingResults) -> list[dict]:
+    c = res.corpus
+    return [{"reference": name, LOSS: sig(value)}
+            for name, value in zip(REFERENCES, (c.unigram_loss, c.bigram_loss, c.entropy_floor))]
+
+
+def reference_rules(res: PretrainingResults, x_field: str | None = None) -> alt.LayerChart:
+    """Horizontal lines at the baselines and the floor, labelled at the right edge."""
+    base = alt.Chart(alt.Data(values=reference_rows(res)))
+    colour = alt.Color("reference:N", scale=alt.Scale(domain=list(REFERENCES), range=list(REFERENCE_COLOURS)),
+                       legend=None)
+    tooltip = [alt.Tooltip("reference:N"), alt.Tooltip(f"{LOSS}:Q", format=".4f")]
+    rules = base.mark_rule(strokeDash=[6, 3], strokeWidth=1.5).encode(
+        y=alt.Y(f"{LOSS}:Q"), color=colour, tooltip=tooltip)
+    labels = base.mark_text(align="right", baseline="bottom", dx=-2, dy=-2, fontSize=11).encode(
+        y=alt.Y(f"{LOSS}:Q"), x=alt.value(WIDTH), text="reference:N", color=colour)
+    return alt.layer(rules, labels)
+
+
+def model_radios(res: PretrainingResults, start: int) -> tuple[alt.Parameter, alt.Parameter]:
+    """Radio buttons choosing a model of the family by layers and heads."""
+    m = res.models[start].config
+    layers = alt.param(name="layers", value=m.n_layer,
+                       bind=alt.binding_radio(options=list(res.n_layers), name="layers "))
+    heads = alt.param(name="heads", value=m.n_head,
+                      bind=alt.binding_radio(options=list(res.n_heads), name="heads "))
+    return layers, heads
+
+
+# ---------------------------------------------------------------------------------------------
+# The chapter's charts
+
+
+def loss_curves(res: PretrainingResults) -> alt.LayerChart:
+    """Held-out and training loss against step for the chosen model, the family faint behind it."""
+    rows = []
+    for m, train in zip(res.models, res.train_loss_at_eval):
+        for step, heldout, trained in zip(m.eval_steps, m.heldout_loss, train):
+            key = {"layers": m.config.n_layer, "heads": m.config.n_head, "step": int(step)}
+            rows.append({**key, "data": "held-out", LOSS: sig(heldout)})
+            if not np.isnan(trained):
+                rows.append({**key, "data": "training (mean since last point)", LOSS: sig(trained)})
+    layers, heads = model_radios(res, best_index(res))
+    chosen = "datum.layers == layers && datum.heads == heads"
+    base = alt.Chart(alt.Data(values=rows))
+    x = alt.X("step:Q", title="training step")
+    y = alt.Y(f"{LOSS}:Q", scale=alt.Scale(type="log", base=2, domain=[0.5, 8]),
+              title="loss, bits per token (log scale)")
+    tooltip = [alt.Tooltip("layers:Q"), alt.Tooltip("heads:Q"), alt.Tooltip("data:N"),
+               alt.Tooltip("step:Q"), alt.Tooltip(f"{LOSS}:Q", format=".4f")]
+    family = base.transform_filter("datum.data == 'held-out'").mark_line(
+        color="#999999", opacity=0.35, strokeWidth=1).encode(
+        x=x, y=y, detail=alt.Detail(["layers:Q", "heads:Q"]), tooltip=tooltip)
+    model = base.transform_filter(chosen).mark_line(point=alt.OverlayMarkDef(size=18)).encode(
+        x=x, y=y,
+        color=alt.Color("data:N", scale=alt.Scale(range=[OKABE_ITO[0], OKABE_ITO[1]]),
+                        legend=alt.Legend(title=None, orient="top-right")),
+        strokeDash=alt.StrokeDash("data:N", legend=None,
+                                  scale=alt.Scale(range=[[1, 0], [4, 3]])),
+        tooltip=tooltip,
+    )
+    return alt.layer(family, model, reference_rules(res)).add_params(layers, heads).properties(
+        width=WIDTH, height=300,
+        title="Loss during training: the chosen model in colour, the rest of the family in grey")
+
+
+def scaling(res: PretrainingResults) -> alt.LayerChart:
+    """Final held-out loss against parameter count, one line per head count."""
+    rows = [{"parameters": m.n_params, "layers": m.config.n_layer, "heads": m.config.n_head,
+             LOSS: sig(m.heldout_loss[-1])} for m in res.models]
+    heads = [str(h) for h in res.n_heads]
+    base = alt.Chart(alt.Data(values=rows))
+    encoding = dict(
+        x=alt.X("parameters:Q", scale=alt.Scale(type="log", nice=False, padding=24),
+                title="parameters (log scale)"),
+        y=alt.Y(f"{LOSS}:Q", scale=alt.Scale(zero=False, padding=12), title="final held-out loss, bits per token"),
+        color=alt.Color("heads:N", sort=heads, legend=alt.Legend(title="heads")),
+    )
+    tooltip = [alt.Tooltip("layers:Q"), alt.Tooltip("heads:Q"), alt.Tooltip("parameters:Q", format=","),
+               alt.Tooltip(f"{LOSS}:Q", format=".4f")]
+    lines = base.mark_line(opacity=0.6).encode(**encoding)
+    points = base.mark_point(filled=True, size=70).encode(
+        **encoding, shape=alt.Shape("layers:N", legend=alt.Legend(title="layers")), tooltip=tooltip)
+    floor = alt.Chart(alt.Data(values=[r for r in reference_rows(res) if r["reference"] != "unigram"]))
+    rules = floor.mark_rule(strokeDash=[6, 3]).encode(
+        y=f"{LOSS}:Q", color=alt.value(REFERENCE_COLOURS[2]),
+        tooltip=[alt.Tooltip("reference:N"), alt.Tooltip(f"{LOSS}:Q", format=".4f")])
+    labels = floor.mark_text(align="left", baseline="bottom", dx=2, dy=-2, fontSize=11).encode(
+        y=f"{LOSS}:Q", x=alt.value(0), text="reference:N", color=alt.value(REFERENCE_COLOURS[2]))
+    return alt.layer(lines, points, rules, labels).resolve_scale(color="independent").properties(
+        width=WIDTH, height=280, title=f"After {res.models[0].config.steps} steps: loss against model size")
+
+
+def samples(res: PretrainingResults) -> alt.LayerChart:
+    """Stories the best model wrote at each checkpoint, chosen with a step slider."""
+    i = best_index(res)
+    m = res.models[i]
+    steps = [int(s) for s in m.config.checkpoints]
+    heldout = dict(zip(m.eval_steps.tolist(), m.heldout_loss))
+    rows = []
+    for step, texts in zip(steps, res.sample_texts[i]):
+        loss = heldout.get(step)
+        header = f"step {step}" + (f": held-out loss {loss:.2f} bits/token" if loss is not None else "")
+        lines = [header] + [line for n, text in enumerate(texts)
+                            for line in [f"story {n + 1}:"] + (textwrap.wrap(text, TEXT_WIDTH) or ["(empty)"])]
+        rows += [{"step": step, "line": k, "text": line} for k, line in enumerate(lines)]
+    slider = grid_slider("step", steps, "training step ", step=1, start=steps[len(steps) // 2])
+    n_lines = max(r["line"] for r in rows) + 1
+    return nearest(alt.Chart(alt.Data(values=rows)), slider, "step").mark_text(
+        align="left", baseline="top", fontSize=13, font="ui-monospace, Menlo, Consolas, monospace",
+    ).encode(
+        x=alt.value(0),
+        y=alt.Y("line:O", axis=None, scale=alt.Scale(domain=list(range(n_lines)))),
+        text="text:N",
+        fontWeight=alt.condition("datum.line == 0", alt.value("bold"), alt.value("normal")),
+    ).add_params(slider).properties(
+        width=WIDTH, height=18 * n_lines,
+        title=f"Stories sampled from the {model_label(m.config.n_layer, m.config.n_head)} model "
+              "(temperature 1, same random numbers at every step)",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The sampling chapter's companion
+
+
+def model_logits(res: PretrainingResults) -> alt.LayerChart:
+    """A trained model's next-token probabilities after a real prompt, under temperature and top-p."""
+    c = res.companion
+    tokens = [visible_token(t) for t in c.tokens] + ["(all others)"]
+    slider = grid_slider("T", c.temperatures, "temperature T ", step=0.1)
+    top_p = alt.param(name="top_p", value=float(c.top_p[-1]),
+                      bind=alt.binding_radio(options=[float(p) for p in c.top_p], name="top-p "))
+    rows = []
+    for i, t in enumerate(c.temperatures):
+        for j, p in enumerate(c.top_p):
+            probs = list(c.probs[i, j]) + [c.other[i, j]]
+            grammar = list(c.grammar_probs) + [max(0.0, 1.0 - float(c.grammar_probs.sum()))]
+            logits = list(c.logits) + [None]
+            for token, q, g, z in zip(tokens, probs, grammar, logits):
+                rows.append({"T": sig(t), "top-p": sig(p), "token": token, "probability": sig(q),
+                             "grammar's probability": sig(g), "logit": None if z is None else sig(z, 4)})
+    base = nearest(alt.Chart(alt.Data(values=rows)), slider, "T", log=True).transform_filter(
+        "datum['top-p'] == top_p")
+    x = alt.X("token:N", sort=tokens, title="next token (the model's ten most likely, then the rest)")
+    tooltip = [alt.Tooltip("token:N"), alt.Tooltip("logit:Q", format=".3f"), alt.Tooltip("T:Q", format="g"),
+               alt.Tooltip("top-p:Q", format="g"), alt.Tooltip("probability:Q", format=".4f"),
+               alt.Tooltip("grammar's probability:Q", format=".4f")]
+    bars = base.mark_bar(color=OKABE_ITO[0]).encode(
+        x=x, y=alt.Y("probability:Q", scale=alt.Scale(domain=[0, 1]), title="probability"), tooltip=tooltip)
+    truth = base.mark_tick(color=OKABE_ITO[5], thickness=3, size=28).encode(
+        x=x, y="grammar's probability:Q", tooltip=tooltip)
+    return alt.layer(bars, truth).add_params(slider, top_p).properties(
+        width=WIDTH, height=240,
+        title=f"The {model_label(c.n_layer, c.n_head)} model's next token after "
+              f"\u201c\u2026{c.prompt[-40:]}\u201d (orange ticks: the grammar's true probability)",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The page
+
+
+def figures(res: PretrainingResults) -> dict[str, alt.TopLevelMixin]:
+    """Every chart of the chapter, by the name the prose uses to place it."""
+    return {"loss_curves": loss_curves(res), "scaling": scaling(res), "samples": samples(res)}
+
+
+def facts(res: PretrainingResults) -> dict[str, object]:
+    """Numbers the prose quotes, read off the results."""
+    c = res.corpus
+    first = res.models[0].config
+    final = np.array([m.heldout_loss[-1] for m in res.models])
+    best, worst = int(np.argmin(final)), int(np.argmax(final))
+    by_layers = {n: float(np.mean([m.heldout_loss[-1] for m in res.models if m.config.n_layer == n]))
+                 for n in res.n_layers}
+    by_heads = {n: float(np.mean([m.heldout_loss[-1] for m in res.models if m.config.n_head == n]))
+                for n in res.n_heads}
+    b = res.models[best]
+    gap = c.bigram_loss - c.entropy_floor
+    return {
+        "n_models": len(res.models),
+        "n_layers": list(res.n_layers),
+        "n_heads": list(res.n_heads),
+        "n_embd": first.n_embd,
+        "n_ctx": first.data.n_ctx,
+        "steps": first.steps,
+        "batch_size": first.batch_size,
+        "tokens_per_step": first.batch_size * first.data.n_ctx,
+        "learning_rate": first.learning_rate,
+        "warmup_steps": first.warmup_steps,
+        "train_stories": c.n_train_stories,
+        "train_tokens": c.n_train_tokens,
+        "heldout_windows": c.n_heldout_windows,
+        "heldout_targets": c.n_heldout_targets,
+        "n_vocab": len(c.vocab),
+        "uniform_loss": float(np.log2(len(c.vocab))),
+        "floor": c.entropy_floor,
+        "unigram": c.unigram_loss,
+        "bigram": c.bigram_loss,
+        "initial_loss": float(b.heldout_loss[0]),
+        "best_label": model_label(b.config.n_layer, b.config.n_head),
+        "best_loss": float(final[best]),
+        "best_params": b.n_params,
+        "best_gap_closed": float((c.bigram_loss - final[best]) / gap),
+        "worst_label": model_label(res.models[worst].config.n_layer, res.models[worst].config.n_head),
+        "worst_loss": float(final[worst]),
+        "params_min": min(m.n_params for m in res.models),
+        "params_max": max(m.n_params for m in res.models),
+        "loss_fewest_layers": by_layers[res.n_layers[0]],
+        "loss_most_layers": by_layers[res.n_layers[-1]],
+        "loss_fewest_heads": by_heads[res.n_heads[0]],
+        "loss_most_heads": by_heads[res.n_heads[-1]],
+        "fewest_layers": res.n_layers[0],
+        "most_layers": res.n_layers[-1],
+        "fewest_heads": res.n_heads[0],
+        "most_heads": res.n_heads[-1],
+        "checkpoints": [int(s) for s in first.checkpoints],
+    }
+
+
+def sampling_facts(res: PretrainingResults) -> dict[str, object]:
+    """Numbers the sampling chapter quotes about the trained model's logits."""
+    c = res.companion
+    one = int(np.argmin(np.abs(np.log(c.temperatures))))
+    full = len(c.top_p) - 1
+    top = int(np.argmax(c.grammar_probs))
+    return {
+        "model": model_label(c.n_layer, c.n_head),
+        "prompt": c.prompt,
+        "top_token": visible_token(c.tokens[0]),
+        "p_top": float(c.probs[one, full, 0]),
+        "grammar_top_token": visible_token(c.tokens[top]),
+        "grammar_p_top": float(c.grammar_probs[top]),
+        "t_one": float(c.temperatures[one]),
+    }

@@ -1,0 +1,419 @@
+"""Charts of the "RAG and tool calling" chapter: one function per chart, results in, alt.Chart out."""
+
+from __future__ import annotations
+
+import json
+
+import altair as alt
+import numpy as np
+
+from generator.charts.common import OKABE_ITO, sig
+from generator.sims.rag import RagResults
+
+WIDTH = 560
+ANSWERS, OTHER, BUDGET = "#D55E00", "#0072B2", "#CC79A7"
+LABELS = {"random": "random", "tf-idf": "TF-IDF", "lsa": "LSA", "bm25": "BM25", "hybrid": "hybrid"}
+ROLE_COLOURS = {"system": "#999999", "user": "#0072B2", "model": "#E69F00", "runtime": "#009E73"}
+VIEW_METHODS = ("lsa", "bm25", "hybrid")
+RANKED_TOP = 8  # chunks shown per method for the chosen question
+HEATMAP_TOP = 5  # the cosine heatmap shows chunks in some question's LSA top 5 ...
+HEATMAP_MAX = 40  # ... at most this many, answering and first-ranked chunks first
+TRACE_COLUMNS = 100  # characters per line of the token trace
+CHAR_PX = 7.4  # width of one monospace character at TRACE_FONT px
+TRACE_FONT = 12
+MONO = 'ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace'
+
+
+def _view_methods(res: RagResults) -> list[int]:
+    """The methods the detailed views compare: the embedding, the lexical score and their mix."""
+    return [list(res.retrieval.methods).index(name) for name in VIEW_METHODS]
+
+
+def _question_param(res: RagResults, name: str = "question") -> alt.Parameter:
+    questions = res.retrieval.questions
+    return alt.param(name=name, value=0, bind=alt.binding_select(
+        options=list(range(len(questions))),
+        labels=[f"{i + 1}. {q}" for i, q in enumerate(questions)], name="question "))
+
+
+def _chunk_label(res: RagResults, c: int) -> str:
+    """A chunk's name: its document and its position among that document's chunks."""
+    v = res.retrieval.view
+    doc = int(v.chunk_doc[c])
+    nth = int((v.chunk_doc[:c] == doc).sum()) + 1
+    return f"{res.retrieval.documents[doc]} #{nth}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Retrieval quality over the grid
+
+
+def metric_names(res: RagResults) -> list[str]:
+    r = res.retrieval
+    return ([f"hit rate@{int(k)}" for k in r.ks] + ["MRR"]
+            + [f"found within {int(b)} tokens" for b in r.budgets])
+
+
+def quality(res: RagResults) -> alt.LayerChart:
+    """Heatmap of one score over chunk size x overlap, for the method and score chosen."""
+    r = res.retrieval
+    metrics = metric_names(res)
+    rows = []
+    for m, method in enumerate(r.methods):
+        for i, size in enumerate(r.chunk_sizes):
+            for j, overlap in enumerate(r.overlaps):
+                values = list(r.hit_rate[m, i, j]) + [r.mrr[m, i, j]] + list(r.found_within[m, i, j])
+                rows.append({"method": LABELS[method], "chunk size": int(size), "overlap": int(overlap),
+                             "chunks": int(r.n_chunks[i, j]),
+                             **{name: sig(v) for name, v in zip(metrics, values)}})
+    method = alt.param(name="method", value=LABELS[r.best[0]], bind=alt.binding_radio(
+        options=[LABELS[m] for m in r.methods], name="method "))
+    metric = alt.param(name="metric", value=f"found within {r.headline_budget} tokens",
+                       bind=alt.binding_select(options=metrics, name="score "))
+    base = alt.Chart(alt.Data(values=rows)).transform_filter(
+        "datum.method == method").transform_calculate(score="datum[metric]").transform_joinaggregate(
+        _best="max(score)")
+    x = alt.X("overlap:O", title="overlap between neighbouring chunks (tokens)")
+    y = alt.Y("chunk size:O", sort="descending", title="chunk size (tokens)")
+    tooltip = [alt.Tooltip("method:N"), alt.Tooltip("chunk size:Q"), alt.Tooltip("overlap:Q"),
+               alt.Tooltip("chunks:Q"), alt.Tooltip("score:Q", title="score (as chosen)", format=".4f")]
+    cells = base.mark_rect().encode(
+        x=x, y=y, tooltip=tooltip,
+        color=alt.Color("score:Q", scale=alt.Scale(scheme="viridis", domain=[0, 1]),
+                        legend=alt.Legend(title="score")))
+    best = base.transform_filter("datum.score == datum._best").mark_rect(
+        fill=None, stroke=ANSWERS, strokeWidth=3).encode(x=x, y=y, tooltip=tooltip)
+    labels = base.mark_text(fontSize=12).encode(
+        x=x, y=y, text=alt.Text("score:Q", format=".2f"), tooltip=tooltip,
+        color=alt.condition("datum.score > 0.6", alt.value("black"), alt.value("white")))
+    return alt.layer(cells, best, labels).add_params(method, metric).properties(
+        width=WIDTH * 0.6, height=280,
+        title="Retrieval quality over chunk size \u00d7 overlap (orange: best cell)")
+
+
+# ---------------------------------------------------------------------------------------------
+# One question in detail
+
+
+def ranked(res: RagResults) -> alt.FacetChart:
+    """Each method's top chunks for the chosen question, laid end to end along the token axis."""
+    r, v = res.retrieval, res.retrieval.view
+    methods = _view_methods(res)
+    budgets = list(r.budgets)
+    shown_budgets = [int(b) for b in budgets if b <= RANKED_TOP * v.chunk_size]
+    rows, shown = [], set()
+    for m in methods:
+        for q in range(len(r.questions)):
+            top = [int(c) for c in v.order[m, q, :RANKED_TOP]]
+            packed_at = [next((int(b) for n, b in enumerate(budgets) if v.packed[m, q, n, c]), None)
+                         for c in top]
+            rows.append({"question": q, "method": LABELS[r.methods[m]], "chunk": top,
+                         "score": [sig(v.scores[m, q, c], 4) for c in top], "packed at budget": packed_at})
+            shown.update(top)
+    chunks = [{"chunk": c, "source": _chunk_label(res, c), "tokens": int(v.chunk_tokens[c]),
+               "text": v.chunk_text[c], "_answers": _answered(res, c)} for c in sorted(shown)]
+    question = _question_param(res)
+    budget = alt.param(name="budget", value=min(shown_budgets, key=lambda b: abs(b - r.headline_budget)),
+                       bind=alt.binding_radio(options=shown_budgets, name="token budget "))
+    x = alt.X("_from:Q", scale=alt.Scale(domain=[0, RANKED_TOP * v.chunk_size], nice=False),
+              title="tokens of context, chunks in rank order")
+    tooltip = [alt.Tooltip("method:N"), alt.Tooltip("rank:Q"), alt.Tooltip("source:N"),
+               alt.Tooltip("score:Q", format=".4f"), alt.Tooltip("tokens:Q"),
+               alt.Tooltip("answers:N", title="answers the question"),
+               alt.Tooltip("packed:N", title="fits the budget"), alt.Tooltip("text:N", title="chunk")]
+    blocks = alt.Chart().mark_rect(stroke="white", strokeWidth=1.5).encode(
+        x=x, x2="_to:Q", tooltip=tooltip,
+        color=alt.Color("answers:N", scale=alt.Scale(domain=[True, False], range=[ANSWERS, OTHER]),
+                        legend=alt.Legend(title="answers the question", orient="top",
+                                          labelExpr="datum.value ? 'yes' : 'no'")),
+        opacity=alt.condition("datum.packed", alt.value(0.95), alt.value(0.25)))
+    labels = alt.Chart().mark_text(align="left", dx=4, fontSize=11).encode(
+        x="_from:Q", text="label:N", tooltip=tooltip,
+        color=alt.condition("datum.packed", alt.value("white"), alt.value("#555555")))
+    rule = alt.Chart().mark_rule(color=BUDGET, strokeWidth=3, strokeDash=[6, 3]).encode(
+        x=alt.X(datum=alt.expr("budget"), type="quantitative"))
+    return alt.layer(blocks, labels, rule, data=alt.Data(values=rows)).transform_filter(
+        "datum.question == question"
+    ).transform_flatten(
+        ["chunk", "score", "packed at budget"]
+    ).transform_window(
+        rank="row_number()", groupby=["method"]
+    ).transform_lookup(lookup="chunk", from_=alt.LookupData(
+        data=alt.Data(values=chunks), key="chunk", fields=["source", "tokens", "text", "_answers"])
+    ).transform_window(
+        _to="sum(tokens)", groupby=["method"], sort=[alt.SortField("rank")], frame=[None, 0]
+    ).transform_calculate(
+        _from="datum._to - datum.tokens",
+        answers="indexof(datum._answers, question) >= 0",
+        packed="datum['packed at budget'] != null && datum['packed at budget'] <= budget",
+        label="'#' + datum.rank + ' ' + format(datum.score, '.2f')",
+    ).properties(width=WIDTH, height=30).facet(
+        row=alt.Row("method:N", sort=[LABELS[r.methods[m]] for m in methods],
+                    header=alt.Header(labelAngle=0, labelAlign="left", title=None)),
+        spacing=4,
+    ).add_params(question, budget).properties(
+        title=f"Top {RANKED_TOP} chunks per method ({v.chunk_size}-token chunks, {v.overlap} overlap); "
+              "faded: cut by the budget")
+
+
+def _answered(res: RagResults, c: int) -> list[int]:
+    """The questions (by index) that chunk c of the detailed view answers."""
+    return [int(q) for q in np.flatnonzero(res.retrieval.view.relevant[:, c])]
+
+
+def cosine_heatmap(res: RagResults) -> alt.LayerChart:
+    """LSA cosine of every question with the chunks that matter to some question (heatmap_chunks)."""
+    r, v = res.retrieval, res.retrieval.view
+    lsa = list(r.methods).index("lsa")
+    rank_of = np.argsort(v.order[lsa], axis=-1) + 1  # [n_query, n_chunk] inverse permutation
+    shown = heatmap_chunks(rank_of, v.relevant)
+    labels = [_chunk_label(res, c) for c in shown]
+    rows = [{"question": q + 1, "chunk": shown, "cosine": [sig(v.scores[lsa, q, c], 4) for c in shown],
+             "rank": [int(rank_of[q, c]) for c in shown]} for q in range(len(r.questions))]
+    chunks = [{"chunk": c, "name": label, "_answers": [q + 1 for q in _answered(res, c)]}
+              for c, label in zip(shown, labels)]
+    questions = [{"question": q + 1, "asks": text} for q, text in enumerate(r.questions)]
+    base = alt.Chart()
+    x = alt.X("name:N", sort=labels, title="chunk (document order)",
+              axis=alt.Axis(labelAngle=-60, labelFontSize=9))
+    y = alt.Y("question:O", title="question")
+    tooltip = [alt.Tooltip("question:O"), alt.Tooltip("asks:N", title="question text"),
+               alt.Tooltip("name:N", title="chunk"), alt.Tooltip("cosine:Q", format=".4f"),
+               alt.Tooltip("rank:Q", title="rank for this question"),
+               alt.Tooltip("answers:N", title="answers it")]
+    cells = base.mark_rect().encode(
+        x=x, y=y, tooltip=tooltip,
+        color=alt.Color("cosine:Q", scale=alt.Scale(scheme="viridis", domain=[-0.2, 1]),
+                        legend=alt.Legend(title="cosine")))
+    answers = base.transform_filter("datum.answers").mark_rect(
+        fill=None, stroke=ANSWERS, strokeWidth=2).encode(x=x, y=y, tooltip=tooltip)
+    first = base.transform_filter("datum.rank == 1").mark_point(
+        shape="circle", filled=True, size=22, color="white").encode(x=x, y=y, tooltip=tooltip)
+    return alt.layer(cells, answers, first, data=alt.Data(values=rows)).transform_flatten(
+        ["chunk", "cosine", "rank"]
+    ).transform_lookup(
+        lookup="chunk", from_=alt.LookupData(data=alt.Data(values=chunks), key="chunk",
+                                             fields=["name", "_answers"])
+    ).transform_lookup(
+        lookup="question", from_=alt.LookupData(data=alt.Data(values=questions), key="question",
+                                                fields=["asks"])
+    ).transform_calculate(answers="indexof(datum._answers, datum.question) >= 0").properties(
+        width=max(WIDTH, 14 * len(shown)), height=12 * len(r.questions),
+        title="LSA cosine, question × chunk (orange box: answers it; white dot: ranked first)")
+
+
+def heatmap_chunks(rank_of: np.ndarray, relevant: np.ndarray) -> list[int]:
+    """The heatmap's columns, in document order: every answering or first-ranked chunk, then
+    the best-placed others (by their best rank for any question) up to HEATMAP_MAX in all."""
+    best = rank_of.min(axis=0)  # [n_chunk]
+    must = np.flatnonzero(relevant.any(axis=0) | (best == 1))
+    others = [c for c in np.argsort(best, kind="stable") if c not in set(must) and best[c] <= HEATMAP_TOP]
+    return sorted(int(c) for c in list(must) + others[: max(HEATMAP_MAX - len(must), 0)])
+
+
+def projection(res: RagResults) -> alt.LayerChart:
+    """The chunks' LSA embeddings projected on their first two principal axes, with the question."""
+    r, v = res.retrieval, res.retrieval.view
+    question = _question_param(res)
+    chunks = [{"chunk": _chunk_label(res, c), "document": r.documents[int(v.chunk_doc[c])],
+               "PC 1": sig(v.chunk_xy[c, 0], 4), "PC 2": sig(v.chunk_xy[c, 1], 4),
+               "_answers": _answered(res, c),
+               "starts": _snippet(v.chunk_text[c])}
+              for c in range(len(v.chunk_text))]
+    queries = [{"question": q, "asks": text, "PC 1": sig(v.query_xy[q, 0], 4),
+                "PC 2": sig(v.query_xy[q, 1], 4)} for q, text in enumerate(r.questions)]
+    x = alt.X("PC 1:Q", title=f"first principal axis ({v.explained[0]:.1%} of the variance)")
+    y = alt.Y("PC 2:Q", title=f"second principal axis ({v.explained[1]:.1%})")
+    points = alt.Chart(alt.Data(values=chunks)).transform_calculate(
+        answers="indexof(datum._answers, question) >= 0").mark_point(filled=True, opacity=0.85).encode(
+        x=x, y=y,
+        color=alt.Color("document:N", scale=alt.Scale(range=OKABE_ITO), legend=alt.Legend(title="chunk of")),
+        size=alt.condition("datum.answers", alt.value(260), alt.value(50)),
+        shape=alt.condition("datum.answers", alt.value("diamond"), alt.value("circle")),
+        tooltip=[alt.Tooltip("chunk:N"), alt.Tooltip("answers:N", title="answers the question"),
+                 alt.Tooltip("starts:N"), alt.Tooltip("PC 1:Q", format=".3f"),
+                 alt.Tooltip("PC 2:Q", format=".3f")])
+    query = alt.Chart(alt.Data(values=queries)).transform_filter("datum.question == question").mark_point(
+        shape="cross", filled=True, size=320, color="black", stroke="white", strokeWidth=1.5).encode(
+        x=x, y=y, tooltip=[alt.Tooltip("asks:N", title="question"), alt.Tooltip("PC 1:Q", format=".3f"),
+                           alt.Tooltip("PC 2:Q", format=".3f")])
+    return alt.layer(points, query).add_params(question).properties(
+        width=WIDTH, height=360,
+        title="Chunks and the question in LSA space, projected to 2-D (diamonds: the answer)")
+
+
+def _snippet(text: str, n: int = 90) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= n else flat[: n - 1] + "\u2026"
+
+
+# ---------------------------------------------------------------------------------------------
+# The tool-call loop
+
+
+def trace(res: RagResults) -> alt.LayerChart:
+    """Every token of the chosen conversation, wrapped into lines, coloured by who wrote it."""
+    t = res.tools
+    rows = []
+    for c, tr in enumerate(t.traces):
+        line, col = 0, 0
+        turns = [{"conversation": c, "turn": i + 1, "role": role, "token": [], "id": [],
+                  "_line": [], "_col": []} for i, role in enumerate(tr.turn_roles)]
+        for text, token_id, turn in zip(tr.token_text, tr.token_ids, tr.token_turn):
+            shown = text.replace("\n", "\u21b5")
+            if col + len(shown) > TRACE_COLUMNS and col > 0:
+                line, col = line + 1, 0
+            for key, value in (("token", shown), ("id", int(token_id)), ("_line", line), ("_col", col)):
+                turns[turn][key].append(value)
+            col += len(shown)
+            if "\n" in text:
+                line, col = line + 1, 0
+        # The system turn opens every conversation alike: it is stored once, for all.
+        if c == 0:
+            turns[0]["conversation"] = -1
+        rows += turns if c == 0 else [row for row in turns if row["role"] != "system"]
+    pick = _conversation_param(res)
+    base = alt.Chart(alt.Data(values=rows)).transform_filter(
+        "datum.conversation == conversation || datum.conversation == -1"
+    ).transform_flatten(["token", "id", "_line", "_col"]).transform_calculate(
+        # Vega trims a text mark's leading spaces: start the text after them instead.
+        _end="datum._col + length(datum.token)",
+        _text_col="datum._col + length(datum.token) - length(replace(datum.token, /^ +/, ''))")
+    scale = alt.Scale(domain=[0, TRACE_COLUMNS], range=[0, TRACE_COLUMNS * CHAR_PX])
+    x = alt.X("_col:Q", scale=scale, axis=None)
+    y = alt.Y("_line:O", axis=None)
+    tooltip = [alt.Tooltip("token:N"), alt.Tooltip("id:Q", title="token id"), alt.Tooltip("role:N")]
+    boxes = base.mark_rect(stroke="white", strokeWidth=1, opacity=0.45).encode(
+        x=x, x2="_end:Q", y=y, tooltip=tooltip,
+        color=alt.Color("role:N", scale=_role_scale(), legend=alt.Legend(title="written by", orient="top")))
+    text = base.mark_text(align="left", baseline="middle", font=MONO, fontSize=TRACE_FONT).encode(
+        x=alt.X("_text_col:Q", scale=scale, axis=None), y=y, text="token:N", tooltip=tooltip)
+    return alt.layer(boxes, text).add_params(pick).properties(
+        width=TRACE_COLUMNS * CHAR_PX, height={"step": 17},
+        title="The context token by token (cl100k_base; \u21b5 = newline); the model's turns are scripted")
+
+
+def _conversation_param(res: RagResults) -> alt.Parameter:
+    titles = [tr.title for tr in res.tools.traces]
+    return alt.param(name="conversation", value=0, bind=alt.binding_radio(
+        options=list(range(len(titles))), labels=titles, name="conversation "))
+
+
+def _role_scale() -> alt.Scale:
+    return alt.Scale(domain=list(ROLE_COLOURS), range=list(ROLE_COLOURS.values()))
+
+
+def turn_tokens(res: RagResults) -> alt.Chart:
+    """Tokens per turn of every conversation, and what the tools' schemas cost inside the system turn."""
+    t = res.tools
+    rows = []
+    for c, tr in enumerate(t.traces):
+        for i, (role, n) in enumerate(zip(tr.turn_roles, tr.turn_tokens)):
+            rows.append({"conversation": c, "turn": f"{i + 1}. {role}", "role": role,
+                         "tokens": int(n), "part": "whole turn"})
+        for name, n in zip(t.tools, t.schema_tokens):
+            rows.append({"conversation": c, "turn": "1. system", "role": "system",
+                         "tokens": int(n), "part": f"schema of {name}"})
+    return alt.Chart(alt.Data(values=rows)).transform_filter(
+        "datum.conversation == conversation").mark_bar().encode(
+        y=alt.Y("turn:N", sort=None, title=None),
+        x=alt.X("tokens:Q", title="tokens (cl100k_base)"),
+        yOffset=alt.YOffset("part:N"),
+        color=alt.Color("role:N", scale=_role_scale(), legend=alt.Legend(title="written by")),
+        opacity=alt.condition("datum.part == 'whole turn'", alt.value(0.9), alt.value(0.45)),
+        tooltip=[alt.Tooltip("turn:N"), alt.Tooltip("part:N"), alt.Tooltip("tokens:Q")],
+    ).add_params(_conversation_param(res)).properties(
+        width=WIDTH, height={"step": 14},
+        title="Tokens per turn (pale bars: the tools' schemas, part of the system turn)")
+
+
+# ---------------------------------------------------------------------------------------------
+# The chapter
+
+
+def figures(res: RagResults) -> dict[str, alt.TopLevelMixin]:
+    """Every chart of the chapter, by the name the prose uses to place it."""
+    return {
+        "quality": quality(res),
+        "ranked": ranked(res),
+        "cosine": cosine_heatmap(res),
+        "projection": projection(res),
+        "trace": trace(res),
+        "turn_tokens": turn_tokens(res),
+    }
+
+
+def facts(res: RagResults) -> dict[str, object]:
+    """Numbers the prose quotes, read off the results."""
+    r, v, t = res.retrieval, res.retrieval.view, res.tools
+    method, size, overlap = r.best
+    m, i, j = list(r.methods).index(method), list(r.chunk_sizes).index(size), list(r.overlaps).index(overlap)
+    h = list(r.budgets).index(r.headline_budget)
+    rnd = list(r.methods).index("random")
+    per_method = {}
+    for n, name in enumerate(r.methods):
+        a, b = np.unravel_index(np.argmax(r.found_within[n, :, :, h]), r.found_within.shape[1:3])
+        per_method[LABELS[name]] = {"found": float(r.found_within[n, a, b, h]),
+                                    "chunk_size": int(r.chunk_sizes[a]), "overlap": int(r.overlaps[b]),
+                                    "mean_found": float(r.found_within[n, :, :, h].mean()),
+                                    "mean_mrr": float(r.mrr[n].mean())}
+    k_top = int(r.ks[-1])
+    lsa, bm = list(r.methods).index("lsa"), list(r.methods).index("bm25")
+    lexical_wins = np.flatnonzero((v.ranks[bm] == 1) & (v.ranks[lsa] > 1))
+    search = next(tr for tr in t.traces if "search" in tr.name)
+    vm = list(r.methods).index(v.best_method)
+    return {
+        "documents": list(r.documents),
+        "n_documents": len(r.documents),
+        "corpus_tokens": int(r.document_tokens.sum()),
+        "n_questions": len(r.questions),
+        "n_settings": int(r.n_chunks.size),
+        "chunk_sizes": [int(s) for s in r.chunk_sizes],
+        "overlaps": [int(o) for o in r.overlaps],
+        "ks": [int(k) for k in r.ks],
+        "k_top": k_top,
+        "headline_budget": r.headline_budget,
+        "best_method": LABELS[method],
+        "best_chunk_size": size,
+        "best_overlap": overlap,
+        "best_found": float(r.found_within[m, i, j, h]),
+        "best_mrr": float(r.mrr[m, i, j]),
+        "best_hit_1": float(r.hit_rate[m, i, j, 0]),
+        "best_n_chunks": int(r.n_chunks[i, j]),
+        "best_chunks_in_budget": r.headline_budget // size,
+        "random_found": float(r.found_within[rnd, i, j, h]),
+        "per_method": per_method,
+        "smallest_hit_top": float(r.hit_rate[m, 0, 0, -1]),
+        "largest_hit_top": float(r.hit_rate[m, -1, 0, -1]),
+        "smallest_found": float(r.found_within[m, 0, 0, h]),
+        "largest_found": float(r.found_within[m, -1, 0, h]),
+        "smallest_size": int(r.chunk_sizes[0]),
+        "size_ratio": sig(r.chunk_sizes[-1] / r.chunk_sizes[0], 3),
+        "one_question": 1 / len(r.questions),
+        "example_question": int(lexical_wins[0]) + 1 if len(lexical_wins) else None,
+        "largest_size": int(r.chunk_sizes[-1]),
+        "view_chunk_size": v.chunk_size,
+        "view_overlap": v.overlap,
+        "view_n_chunks": len(v.chunk_text),
+        "view_best_method": LABELS[v.best_method],
+        "view_best_mrr": float((1.0 / v.ranks[vm]).mean()),
+        "lsa_rank": v.rank,
+        "explained": float(v.explained.sum()),
+        "ranked_top": RANKED_TOP,
+        **{k: r.settings[k] for k in ("svd_rank", "bm25_k1", "bm25_b", "hybrid_weight", "seed")},
+        "system_tokens": t.system_tokens,
+        "schema_tokens": int(t.schema_tokens.sum()),
+        "schema_share": float(t.schema_tokens.sum() / t.system_tokens),
+        "tools": list(t.tools),
+        "conversation_tokens": {tr.title: int(tr.turn_tokens.sum()) for tr in t.traces},
+        "errors": [e for tr in t.traces for e in _errors(tr)],
+        "conversation_titles": [tr.title for tr in t.traces],
+        "search_question_tokens": int(search.turn_tokens[list(search.turn_roles).index("user")]),
+        "search_result_tokens": int(search.turn_tokens[list(search.turn_roles).index("runtime")]),
+        "search_method": LABELS[t.search_method],
+    }
+
+
+def _errors(tr) -> list[str]:
+    return [json.loads(text)["error"] for role, text in zip(tr.turn_roles, tr.turn_texts)
+            if role == "runtime" and "error" in json.loads(text)]

@@ -1,0 +1,143 @@
+"""What sequence length costs: causal self-attention's n x n score matrix, counted and timed.
+
+Counted exactly: a head scores every query against every key, n_seq^2 entries, of which a causal
+model uses n_seq (n_seq + 1) / 2; computing the scores Q K^T takes 2 n_seq^2 d_head floating-point
+operations (a multiply and an add per term) and weighting the values W V another 2 n_seq^2 d_head,
+per head and per layer. Measured: the wall-clock time of one head's attention in numpy (float32,
+random inputs from a seed), on the machine that builds the site, in a fresh single-threaded
+process so that BLAS's thread pool and other work on the machine distort it less. The times are
+real measurements, not a model: they differ from machine to machine and run to run. Not
+simulated: the projections, the MLP, batching, and the memory-saving kernels (FlashAttention)
+that compute the same n_seq^2 scores without storing them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+# Environment variables that pin numpy's BLAS and OpenMP pools to one thread.
+_ONE_THREAD = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def softmax(x):  # [..., n] -> [..., n]
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def causal_mask(n_seq, dtype=np.float32):  # int -> [n_seq, n_seq]
+    """0 where a query may look (at itself and earlier keys), -inf where it may not."""
+    return np.triu(np.full((n_seq, n_seq), -np.inf, dtype=dtype), k=1)
+
+
+def attention(q, k, v, mask):  # [n_seq, d_head] x3, [n_seq, n_seq] -> [n_seq, d_head]
+    return softmax(q @ k.T / np.sqrt(q.shape[-1]) + mask) @ v  # scores: [n_seq, n_seq]
+
+
+def score_entries(n_seq):  # [n] -> [n]
+    """Entries of the score matrix: every query against every key."""
+    return np.asarray(n_seq, dtype=np.int64) ** 2
+
+
+def causal_entries(n_seq):  # [n] -> [n]
+    """Entries a causal model uses: the diagonal and below."""
+    n = np.asarray(n_seq, dtype=np.int64)
+    return n * (n + 1) // 2
+
+
+def score_flops(n_seq, d_head):  # [n], int -> [n]
+    """FLOPs of Q K^T for one head: n_seq^2 dot products of length d_head, 2 FLOPs per term."""
+    return 2 * score_entries(n_seq) * d_head
+
+
+def attention_flops(n_seq, d_head):  # [n], int -> [n]
+    """FLOPs of Q K^T and of W V for one head in one layer (softmax's O(n^2) left out)."""
+    return 2 * score_flops(n_seq, d_head)
+
+
+def seconds_per_call(fn, min_seconds=2e-3):  # fn, float -> float
+    """Average time of fn() over enough back-to-back calls to last at least min_seconds."""
+    reps = 1
+    while True:
+        start = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_seconds:
+            return elapsed / reps
+        reps *= 2
+
+
+def attention_seconds(lengths, d_head, seed, rounds=5):  # [n_t], int, int, int -> [n_t]
+    """Fastest of `rounds` timings of attention() at each length, taken round-robin so that a
+    burst of other work on the machine slows one round of every length, not one length."""
+    rng = np.random.default_rng(seed)
+    inputs = []
+    for n in lengths:
+        q, k, v = rng.standard_normal((3, n, d_head), dtype=np.float32)  # 3 x [n_seq, d_head]
+        inputs.append((q, k, v, causal_mask(n)))
+    best = [np.inf] * len(lengths)
+    for _ in range(rounds):
+        for i, args in enumerate(inputs):
+            best[i] = min(best[i], seconds_per_call(lambda: attention(*args)))
+    return best
+
+
+def attention_seconds_one_thread(lengths, d_head, seed):  # [n_t], int, int -> [n_t]
+    """attention_seconds() in a fresh Python process whose BLAS uses a single thread."""
+    code = ("import json, sys; from generator.sims.attention_cost import attention_seconds; "
+            "print(json.dumps(attention_seconds(*json.loads(sys.argv[1]))))")
+    env = {**os.environ, **{name: "1" for name in _ONE_THREAD},
+           "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    args = json.dumps([[int(n) for n in lengths], int(d_head), int(seed)])
+    done = subprocess.run([sys.executable, "-c", code, args], env=env, capture_output=True,
+                          text=True, timeout=300)
+    if done.returncode != 0:
+        raise RuntimeError(f"timing attention in a subprocess failed: {done.stderr[-2000:]}")
+    return json.loads(done.stdout)
+
+
+def machine_description():  # -> str
+    """What the timings were measured on, in a few words."""
+    return (f"{platform.machine() or 'unknown CPU'}, numpy {np.__version__}, one thread, "
+            f"Python {platform.python_version()}")
+
+
+# ---------------------------------------------------------------------------------------------
+# The chapter's results
+
+
+@dataclass(frozen=True)
+class AttentionCost:
+    d_head: int
+    n_head: int
+    n_layer: int
+    seq_lengths: np.ndarray  # [n_n]
+    entries: np.ndarray  # [n_n] n_seq^2
+    causal_entries: np.ndarray  # [n_n]
+    score_flops: np.ndarray  # [n_n] per head per layer
+    attention_flops: np.ndarray  # [n_n] per head per layer
+    timed_lengths: np.ndarray  # [n_t]
+    seconds: np.ndarray  # [n_t] measured, one head, one thread
+    measured_on: str
+
+
+def attention_cost(seq_lengths, max_timed_length, d_head, n_head, n_layer, seed):  # -> AttentionCost
+    """Count every length's cost; time the lengths up to max_timed_length."""
+    lengths = np.asarray(seq_lengths, dtype=np.int64)  # [n_n]
+    timed = lengths[lengths <= max_timed_length]  # [n_t]
+    return AttentionCost(
+        d_head=d_head, n_head=n_head, n_layer=n_layer, seq_lengths=lengths,
+        entries=score_entries(lengths), causal_entries=causal_entries(lengths),
+        score_flops=score_flops(lengths, d_head), attention_flops=attention_flops(lengths, d_head),
+        timed_lengths=timed,
+        seconds=np.array(attention_seconds_one_thread(timed, d_head, seed), dtype=np.float64),
+        measured_on=machine_description(),
+    )

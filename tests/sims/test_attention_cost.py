@@ -1,0 +1,39 @@
+"""Attention cost: numpy attention against a loop, the counts, and the timing harness."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from generator.sims import attention_cost as ac
+
+
+def test_attention_equals_a_loop_over_queries():
+    rng = np.random.default_rng(1)
+    q, k, v = rng.standard_normal((3, 5, 4))
+    out = ac.attention(q, k, v, ac.causal_mask(5, dtype=np.float64))
+    for i in range(5):
+        scores = q[i] @ k[: i + 1].T / 2.0  # sqrt(d_head) = 2: only keys up to i
+        w = np.exp(scores - scores.max())
+        w /= w.sum()
+        assert np.allclose(out[i], w @ v[: i + 1])
+
+
+def test_causal_mask_hides_the_future_only():
+    m = ac.causal_mask(3)
+    assert (m == np.array([[0, -np.inf, -np.inf], [0, 0, -np.inf], [0, 0, 0]], dtype=np.float32)).all()
+
+
+def test_counts_hand_worked():
+    assert ac.score_entries([4]).tolist() == [16]
+    assert ac.causal_entries([4]).tolist() == [10]  # 1 + 2 + 3 + 4
+    assert ac.score_flops([4], 64).tolist() == [2 * 16 * 64]
+    assert ac.attention_flops([4], 64).tolist() == [4 * 16 * 64]
+    doubled = ac.attention_flops([1024, 2048], 64)
+    assert doubled[1] == 4 * doubled[0]
+
+
+def test_timings_in_process_and_in_a_single_threaded_subprocess():
+    here = ac.attention_seconds([8, 16], 8, seed=0, rounds=1)
+    there = ac.attention_seconds_one_thread([8, 16], 8, seed=0)
+    assert len(here) == len(there) == 2
+    assert all(0 < t < 1 for t in here + there)
