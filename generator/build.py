@@ -16,12 +16,14 @@ from typing import Any, Callable
 
 from generator import assets, knowledge_base
 from generator.cache import Cache, code_fingerprint, result_key
+from generator.charts import pretraining as pretraining_charts
 from generator.charts import sampling as sampling_charts
 from generator.charts import tokenization as tokenization_charts
 from generator.charts import rag as rag_charts
 from generator.grids import Grids
 from generator.pages import tokens as tokens_page
 from generator.pages.render import RenderedPage, render_page
+from generator.sims import pretraining as pretraining_sim
 from generator.sims import sampling as sampling_sim
 from generator.sims import tokenization as tokenization_sim
 from generator.sims import rag as rag_sim
@@ -57,6 +59,8 @@ CHAPTERS: tuple[Chapter, ...] = (
             tokenization_charts.figures, tokens_page.facts, budget_bytes=400_000),
     Chapter("sampling.md", "sampling", sampling_sim.simulate, sampling_charts.figures,
             sampling_charts.facts, budget_bytes=300_000),
+    Chapter("pretraining.md", "pretraining", pretraining_sim.simulate, pretraining_charts.figures,
+            pretraining_charts.facts, budget_bytes=300_000, memoised=True),
     Chapter("rag.md", "rag", rag_sim.simulate, rag_charts.figures, rag_charts.facts,
             budget_bytes=500_000, prepare=knowledge_base.load),
 )

@@ -144,6 +144,7 @@ def read_script(path: Path) -> Script:
     """The system prompt, the tools' schemas and the scripted conversations."""
     data = _json(path)
     try:
+        system = str(data["system"])
         tools = tuple(Tool(name=t["name"], description=t["description"],
                            parameters=json.dumps(t["parameters"])) for t in data["tools"])
         conversations = tuple(
@@ -151,9 +152,16 @@ def read_script(path: Path) -> Script:
                          turns=tuple(Turn(role=t["role"], text=t.get("text"), call=t.get("call"))
                                      for t in c["turns"]))
             for c in data["conversations"])
-        return Script(system=data["system"], tools=tools, conversations=conversations)
     except (KeyError, TypeError) as exc:
         raise KnowledgeBaseError(f"{path.name}: missing or malformed entry {exc}") from exc
+    for c in conversations:
+        for n, turn in enumerate(c.turns, 1):
+            scripted = turn.role in ("user", "model") and (turn.text is None) != (turn.call is None)
+            if not scripted or (turn.call is not None and turn.role != "model"):
+                raise KnowledgeBaseError(
+                    f"{path.name}: conversation {c.name!r}, turn {n}: a turn is a user's or the "
+                    'model\'s "text", or the model\'s "call"; the runtime\'s turns are computed')
+    return Script(system=system, tools=tools, conversations=conversations)
 
 
 def _json(path: Path) -> dict:

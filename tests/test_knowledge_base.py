@@ -106,6 +106,12 @@ def test_a_malformed_script_names_what_is_missing(tmp_path):
     path.write_text(json.dumps({"system": "s", "tools": [{"name": "calculator"}], "conversations": []}))
     with pytest.raises(kb.KnowledgeBaseError, match="c.json: missing or malformed entry 'description'"):
         kb.read_script(path)
+    for turn in ({"role": "runtime", "text": "{}"}, {"role": "user", "call": "{}"},
+                 {"role": "model", "text": "a", "call": "{}"}, {"role": "model"}):
+        path.write_text(json.dumps({"system": "s", "tools": [], "conversations": [
+            {"name": "x", "title": "x", "turns": [turn]}]}))
+        with pytest.raises(kb.KnowledgeBaseError, match="conversation 'x', turn 1: a turn is"):
+            kb.read_script(path)
     path.write_text("{not json")
     with pytest.raises(kb.KnowledgeBaseError, match="c.json: not valid JSON"):
         kb.read_script(path)

@@ -32,17 +32,20 @@ def reference_rows(res: PretrainingResults) -> list[dict]:
             for name, value in zip(REFERENCES, (c.unigram_loss, c.bigram_loss, c.entropy_floor))]
 
 
-def reference_rules(res: PretrainingResults, x_field: str | None = None) -> alt.LayerChart:
-    """Horizontal lines at the baselines and the floor, labelled at the right edge."""
-    base = alt.Chart(alt.Data(values=reference_rows(res)))
-    colour = alt.Color("reference:N", scale=alt.Scale(domain=list(REFERENCES), range=list(REFERENCE_COLOURS)),
-                       legend=None)
-    tooltip = [alt.Tooltip("reference:N"), alt.Tooltip(f"{LOSS}:Q", format=".4f")]
-    rules = base.mark_rule(strokeDash=[6, 3], strokeWidth=1.5).encode(
-        y=alt.Y(f"{LOSS}:Q"), color=colour, tooltip=tooltip)
-    labels = base.mark_text(align="right", baseline="bottom", dx=-2, dy=-2, fontSize=11).encode(
-        y=alt.Y(f"{LOSS}:Q"), x=alt.value(WIDTH), text="reference:N", color=colour)
-    return alt.layer(rules, labels)
+def reference_rules(res: PretrainingResults, names=REFERENCES, label_x: float = WIDTH) -> alt.LayerChart:
+    """Dashed horizontal lines at the baselines and the floor, each labelled in its colour."""
+    layers = []
+    for row in reference_rows(res):
+        if row["reference"] not in names:
+            continue
+        colour = alt.value(REFERENCE_COLOURS[REFERENCES.index(row["reference"])])
+        base = alt.Chart(alt.Data(values=[row])).encode(y=alt.Y(f"{LOSS}:Q"), color=colour)
+        layers.append(base.mark_rule(strokeDash=[6, 3], strokeWidth=1.5).encode(
+            tooltip=[alt.Tooltip("reference:N"), alt.Tooltip(f"{LOSS}:Q", format=".4f")]))
+        layers.append(base.mark_text(align="right" if label_x else "left", baseline="bottom",
+                                     dx=-2 if label_x else 2, dy=-2, fontSize=11).encode(
+            x=alt.value(label_x), text="reference:N"))
+    return alt.layer(*layers)
 
 
 def model_radios(res: PretrainingResults, start: int) -> tuple[alt.Parameter, alt.Parameter]:
@@ -67,10 +70,10 @@ def loss_curves(res: PretrainingResults) -> alt.LayerChart:
             key = {"layers": m.config.n_layer, "heads": m.config.n_head, "step": int(step)}
             rows.append({**key, "data": "held-out", LOSS: sig(heldout)})
             if not np.isnan(trained):
-                rows.append({**key, "data": "training (mean since last point)", LOSS: sig(trained)})
+                rows.append({**key, "data": "training", LOSS: sig(trained)})
     layers, heads = model_radios(res, best_index(res))
     chosen = "datum.layers == layers && datum.heads == heads"
-    base = alt.Chart(alt.Data(values=rows))
+    base = alt.Chart()
     x = alt.X("step:Q", title="training step")
     y = alt.Y(f"{LOSS}:Q", scale=alt.Scale(type="log", base=2, domain=[0.5, 8]),
               title="loss, bits per token (log scale)")
@@ -81,13 +84,15 @@ def loss_curves(res: PretrainingResults) -> alt.LayerChart:
         x=x, y=y, detail=alt.Detail(["layers:Q", "heads:Q"]), tooltip=tooltip)
     model = base.transform_filter(chosen).mark_line(point=alt.OverlayMarkDef(size=18)).encode(
         x=x, y=y,
-        color=alt.Color("data:N", scale=alt.Scale(range=[OKABE_ITO[0], OKABE_ITO[1]]),
-                        legend=alt.Legend(title=None, orient="top-right")),
+        color=alt.Color("data:N", scale=alt.Scale(domain=["held-out", "training"],
+                                                  range=[OKABE_ITO[0], OKABE_ITO[3]]),
+                        legend=alt.Legend(title=None, orient="bottom-left")),
         strokeDash=alt.StrokeDash("data:N", legend=None,
                                   scale=alt.Scale(range=[[1, 0], [4, 3]])),
         tooltip=tooltip,
     )
-    return alt.layer(family, model, reference_rules(res)).add_params(layers, heads).properties(
+    curves = alt.layer(family, model, data=alt.Data(values=rows))
+    return alt.layer(curves, reference_rules(res)).add_params(layers, heads).properties(
         width=WIDTH, height=300,
         title="Loss during training: the chosen model in colour, the rest of the family in grey")
 
@@ -96,26 +101,25 @@ def scaling(res: PretrainingResults) -> alt.LayerChart:
     """Final held-out loss against parameter count, one line per head count."""
     rows = [{"parameters": m.n_params, "layers": m.config.n_layer, "heads": m.config.n_head,
              LOSS: sig(m.heldout_loss[-1])} for m in res.models]
-    heads = [str(h) for h in res.n_heads]
-    base = alt.Chart(alt.Data(values=rows))
+    sizes = sorted({r["parameters"] for r in rows})
+    base = alt.Chart()
     encoding = dict(
-        x=alt.X("parameters:Q", scale=alt.Scale(type="log", nice=False, padding=24),
-                title="parameters (log scale)"),
-        y=alt.Y(f"{LOSS}:Q", scale=alt.Scale(zero=False, padding=12), title="final held-out loss, bits per token"),
-        color=alt.Color("heads:N", sort=heads, legend=alt.Legend(title="heads")),
+        x=alt.X("parameters:Q", scale=alt.Scale(type="log", nice=False, padding=30),
+                axis=alt.Axis(values=sizes, format=","), title="parameters (log scale)"),
+        y=alt.Y(f"{LOSS}:Q", scale=alt.Scale(zero=False, padding=12),
+                title="final held-out loss, bits per token"),
+        color=alt.Color("heads:N", sort=list(res.n_heads),
+                        scale=alt.Scale(range=OKABE_ITO[: len(res.n_heads)]),
+                        legend=alt.Legend(title="heads")),
     )
     tooltip = [alt.Tooltip("layers:Q"), alt.Tooltip("heads:Q"), alt.Tooltip("parameters:Q", format=","),
                alt.Tooltip(f"{LOSS}:Q", format=".4f")]
     lines = base.mark_line(opacity=0.6).encode(**encoding)
-    points = base.mark_point(filled=True, size=70).encode(
-        **encoding, shape=alt.Shape("layers:N", legend=alt.Legend(title="layers")), tooltip=tooltip)
-    floor = alt.Chart(alt.Data(values=[r for r in reference_rows(res) if r["reference"] != "unigram"]))
-    rules = floor.mark_rule(strokeDash=[6, 3]).encode(
-        y=f"{LOSS}:Q", color=alt.value(REFERENCE_COLOURS[2]),
-        tooltip=[alt.Tooltip("reference:N"), alt.Tooltip(f"{LOSS}:Q", format=".4f")])
-    labels = floor.mark_text(align="left", baseline="bottom", dx=2, dy=-2, fontSize=11).encode(
-        y=f"{LOSS}:Q", x=alt.value(0), text="reference:N", color=alt.value(REFERENCE_COLOURS[2]))
-    return alt.layer(lines, points, rules, labels).resolve_scale(color="independent").properties(
+    points = base.mark_point(filled=True, size=80, opacity=1).encode(
+        **encoding, shape=alt.Shape("layers:N", sort=list(res.n_layers), legend=alt.Legend(title="layers")),
+        tooltip=tooltip)
+    models = alt.layer(lines, points, data=alt.Data(values=rows))
+    return alt.layer(models, reference_rules(res, ("bigram", "entropy floor"), label_x=0)).properties(
         width=WIDTH, height=280, title=f"After {res.models[0].config.steps} steps: loss against model size")
 
 
@@ -134,14 +138,15 @@ def samples(res: PretrainingResults) -> alt.LayerChart:
         rows += [{"step": step, "line": k, "text": line} for k, line in enumerate(lines)]
     slider = grid_slider("step", steps, "training step ", step=1, start=steps[len(steps) // 2])
     n_lines = max(r["line"] for r in rows) + 1
-    return nearest(alt.Chart(alt.Data(values=rows)), slider, "step").mark_text(
-        align="left", baseline="top", fontSize=13, font="ui-monospace, Menlo, Consolas, monospace",
-    ).encode(
+    base = nearest(alt.Chart(alt.Data(values=rows)), slider, "step").encode(
         x=alt.value(0),
         y=alt.Y("line:O", axis=None, scale=alt.Scale(domain=list(range(n_lines)))),
         text="text:N",
-        fontWeight=alt.condition("datum.line == 0", alt.value("bold"), alt.value("normal")),
-    ).add_params(slider).properties(
+    )
+    font = dict(align="left", baseline="top", fontSize=13, font="ui-monospace, Menlo, Consolas, monospace")
+    header = base.transform_filter("datum.line == 0").mark_text(fontWeight="bold", **font)
+    body = base.transform_filter("datum.line > 0").mark_text(**font)
+    return alt.layer(header, body).add_params(slider).properties(
         width=WIDTH, height=18 * n_lines,
         title=f"Stories sampled from the {model_label(m.config.n_layer, m.config.n_head)} model "
               "(temperature 1, same random numbers at every step)",
@@ -221,6 +226,8 @@ def facts(res: PretrainingResults) -> dict[str, object]:
         "train_tokens": c.n_train_tokens,
         "heldout_windows": c.n_heldout_windows,
         "heldout_targets": c.n_heldout_targets,
+        "example": c.example,
+        "share_certain": c.share_certain,
         "n_vocab": len(c.vocab),
         "uniform_loss": float(np.log2(len(c.vocab))),
         "floor": c.entropy_floor,

@@ -283,14 +283,24 @@ def trace(res: RagResults) -> alt.LayerChart:
     x = alt.X("_col:Q", scale=scale, axis=None)
     y = alt.Y("_line:O", axis=None)
     tooltip = [alt.Tooltip("token:N"), alt.Tooltip("id:Q", title="token id"), alt.Tooltip("role:N")]
-    boxes = base.mark_rect(stroke="white", strokeWidth=1, opacity=0.45).encode(
+    # Light tints under black text read the same on the light and the dark page; a one-pixel
+    # gap (not a stroke, which would glare on the dark page) separates neighbouring tokens.
+    tints = alt.Scale(domain=list(ROLE_COLOURS), range=[_tint(c) for c in ROLE_COLOURS.values()])
+    boxes = base.mark_rect(x2Offset=-1).encode(
         x=x, x2="_end:Q", y=y, tooltip=tooltip,
-        color=alt.Color("role:N", scale=_role_scale(), legend=alt.Legend(title="written by", orient="top")))
-    text = base.mark_text(align="left", baseline="middle", font=MONO, fontSize=TRACE_FONT).encode(
+        color=alt.Color("role:N", scale=tints, legend=alt.Legend(title="written by", orient="top")))
+    text = base.mark_text(align="left", baseline="middle", font=MONO, fontSize=TRACE_FONT,
+                          color="black").encode(
         x=alt.X("_text_col:Q", scale=scale, axis=None), y=y, text="token:N", tooltip=tooltip)
     return alt.layer(boxes, text).add_params(pick).properties(
         width=TRACE_COLUMNS * CHAR_PX, height={"step": 17},
         title="The context token by token (cl100k_base; \u21b5 = newline); the model's turns are scripted")
+
+
+def _tint(colour: str, white: float = 0.6) -> str:
+    """The colour mixed with `white` parts of white: "#0072B2" -> "#99c7e0"."""
+    rgb = [int(colour[i:i + 2], 16) for i in (1, 3, 5)]
+    return "#" + "".join(f"{round(c + (255 - c) * white):02x}" for c in rgb)
 
 
 def _conversation_param(res: RagResults) -> alt.Parameter:

@@ -47,6 +47,8 @@ class CorpusSummary:
     entropy_floor: float  # bits per token: the grammar's own loss on the held-out targets
     unigram_loss: float  # bits per token on the held-out targets
     bigram_loss: float
+    share_certain: float  # of the held-out targets, the share the story so far decides (P = 1)
+    example: str  # the first held-out story
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,15 @@ def summarise_corpus(cfg: DataConfig) -> CorpusSummary:
         entropy_floor=float(-data.heldout_log2p.mean()),
         unigram_loss=float(-np.log2(unigram[data.heldout_y]).mean()),
         bigram_loss=float(-np.log2(bigram[data.heldout_x, data.heldout_y]).mean()),
+        share_certain=float((data.heldout_log2p == 0).mean()),
+        example=first_story(data),
     )
+
+
+def first_story(data) -> str:
+    """The first held-out story as text."""
+    tokens = [data.vocab[i] for i in data.heldout_y[0]]
+    return detokenize(tokens[: tokens.index("\n")])
 
 
 def count_models(ids, n_vocab):  # [n_tokens] int -> unigram [n_vocab], bigram [n_vocab, n_vocab]

@@ -39,6 +39,5 @@ def simulate(inputs: RagInputs) -> RagResults:
                                   grid.svd_rank)
     return RagResults(
         retrieval=found,
-        tools=tools.simulate(inputs.script, grid, inputs.documents, index, grid.search_method,
-                             (grid.view_chunk_size, grid.view_overlap)),
+        tools=tools.simulate(inputs.script, grid, inputs.documents, index, grid.search_method),
     )

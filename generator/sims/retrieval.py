@@ -210,14 +210,14 @@ def first_relevant_rank(scores, relevant):  # [n_query, n_chunk], [n_query, n_ch
     return hits.argmax(axis=-1) + 1
 
 
-def hit_rate(ranks, k):  # [n_query], int -> float
+def hit_rate(ranks, k):  # [..., n_query], int -> [...]
     """Share of questions answered by one of the top k chunks."""
-    return float(np.mean(ranks <= k))
+    return np.mean(ranks <= k, axis=-1)
 
 
-def mean_reciprocal_rank(ranks):  # [n_query] -> float
+def mean_reciprocal_rank(ranks):  # [..., n_query] -> [...]
     """Mean of 1 / rank of the first answering chunk (1 if always first, 1/2 if always second)."""
-    return float(np.mean(1.0 / ranks))
+    return np.mean(1.0 / ranks, axis=-1)
 
 
 def pack(order, n_tokens, budget):  # [n_chunk], [n_chunk], int -> [n_chunk] bool
@@ -362,7 +362,7 @@ def view(index, scores, relevant, ranks, queries, grid):  # -> RetrievalView
     mean, axes, explained = pca(unit)
     packed = packing(scores, index.chunks.n_tokens, grid.budgets)
     headline = found(packed, relevant)[:, list(grid.budgets).index(grid.headline_budget)]  # [n_method]
-    mrr = (1.0 / ranks).mean(axis=-1)  # [n_method]
+    mrr = mean_reciprocal_rank(ranks)  # [n_method]
     m = max((m for m, name in enumerate(METHODS) if name != "random"),
             key=lambda m: (headline[m], mrr[m], -m))
     return RetrievalView(
@@ -392,8 +392,8 @@ def simulate(grid: RagGrid, documents, questions) -> RetrievalResults:
             found_share[:, i, j] = found(packing(scores, index.chunks.n_tokens, grid.budgets), relevant)
             if (size, overlap) == (grid.view_chunk_size, grid.view_overlap):
                 detail = view(index, scores, relevant, r, queries, grid)
-    hits = np.stack([(ranks <= k).mean(axis=-1) for k in grid.ks], axis=-1)  # [n_method, n_size, n_overlap, n_k]
-    mrr = (1.0 / ranks).mean(axis=-1)  # [n_method, n_size, n_overlap]
+    hits = np.stack([hit_rate(ranks, k) for k in grid.ks], axis=-1)  # [n_method, n_size, n_overlap, n_k]
+    mrr = mean_reciprocal_rank(ranks)  # [n_method, n_size, n_overlap]
     headline = found_share[..., list(grid.budgets).index(grid.headline_budget)]
     m, i, j = best_setting(headline, mrr, sizes)
     return RetrievalResults(

@@ -26,7 +26,6 @@ import numpy as np
 import generator.sims.retrieval as retrieval
 from generator.sims.encodings import get_encoding
 
-ROLES = ("system", "user", "model", "runtime")
 MAX_EXPRESSION = 200  # characters the calculator accepts
 MAX_EXPONENT = 1000
 MAX_MAGNITUDE = 1e300  # |number| beyond this is refused, not computed
@@ -258,7 +257,6 @@ class ToolResults:
     schema_tokens: np.ndarray  # [n_tool] each tool's schema line
     traces: tuple[Trace, ...]
     search_method: str
-    search_chunking: tuple[int, int]  # (chunk size, overlap)
 
 
 def trace(name, title, turns):  # str, str, [n_turn] (role, text) -> Trace
@@ -279,10 +277,10 @@ def trace(name, title, turns):  # str, str, [n_turn] (role, text) -> Trace
     )
 
 
-def simulate(script, grid, documents, index, method, chunking) -> ToolResults:
+def simulate(script, grid, documents, index, method) -> ToolResults:
     """Run every scripted conversation through the runtime and tokenise the contexts.
 
-    The search tool ranks the chunks of `index` (cut at `chunking`) by `method`.
+    The search tool ranks the chunks of `index` by `method` (one of retrieval.METHODS).
     """
     enc = get_encoding(retrieval.ENCODING)
 
@@ -302,5 +300,4 @@ def simulate(script, grid, documents, index, method, chunking) -> ToolResults:
         traces=tuple(trace(c.name, c.title, [system] + converse(c, script.tools, runner))
                      for c in script.conversations),
         search_method=method,
-        search_chunking=tuple(int(c) for c in chunking),
     )

@@ -91,7 +91,7 @@ def test_question_select_and_budget_radio_redraw_the_ranked_chunks(browser, site
     expected = next(r for r in rows if r["question"] == 5 and r["method"] == "LSA")
     first = flat(text[expected["chunk"][0]])
     page.wait_for_function(f"""() => Array.from(document.querySelectorAll("#fig-rag-ranked [aria-roledescription='rect mark']"))
-        .some(e => {{ const l = (e.getAttribute('aria-label') || '').replace(/\s+/g, ' ');
+        .some(e => {{ const l = (e.getAttribute('aria-label') || '').replace(/\\s+/g, ' ');
                       return l.includes('method: LSA; rank: 1;') && l.includes({json.dumps(first[:60])}); }})""")
     for budget in (128, 512):
         page.locator(f"#fig-rag-ranked input[type=radio][value='{budget}']").check()
@@ -140,7 +140,7 @@ def test_chunk_text_shows_as_text_in_the_tooltip_and_the_data_table(browser, sit
 def test_turn_markers_in_the_trace_are_text_not_markup(browser, site):
     visit = open_page(browser, site.as_uri(), "rag.html")
     page = visit.page
-    marker = page.locator("#fig-rag-trace [aria-roledescription='rect mark'][aria-label^='token: <;']").first
+    marker = page.locator("#fig-rag-trace [aria-roledescription='rect mark'][aria-label*='token: <;']").first
     shown, markup, tags = tooltip_after_hover(page, marker)
     assert "token<" in shown.replace(" ", "") and "&lt;" in markup
     assert tags <= ALLOWED_TOOLTIP_TAGS
