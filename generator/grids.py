@@ -242,12 +242,11 @@ class PretrainingGrid:
         default="once upon a time , there was a kind girl named Mia . one day , she went to the "
                 "park . there , she met Tom . Tom had a red ball . Tom gave Mia the ball .",
         metadata=text(2000))
-    companion_tokens: int = field(default=10, metadata=bounded(1, 64))
-    temperatures: tuple[float, ...] = field(
-        default=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.2, 1.4, 1.7, 2.0, 2.5, 3.0),
-        metadata=positive(0.0, 100.0, grid=True))
-    top_p: tuple[float, ...] = field(default=(0.5, 0.7, 0.8, 0.9, 0.95, 1.0),
-                                     metadata=positive(0.0, 1.0, grid=True))
+    # Kept small: the figure lives on the sampling page, beside that chapter's own charts.
+    companion_tokens: int = field(default=8, metadata=bounded(1, 64))
+    temperatures: tuple[float, ...] = field(default=(0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0),
+                                            metadata=positive(0.0, 100.0, grid=True))
+    top_p: tuple[float, ...] = field(default=(0.5, 0.9, 1.0), metadata=positive(0.0, 1.0, grid=True))
 
     def __post_init__(self) -> None:
         validate(self, "grids.pretraining")
@@ -264,6 +263,57 @@ class PretrainingGrid:
         if len(self.prompt.split()) + 1 > self.n_ctx:
             raise GridError(f"grids.pretraining.prompt: {len(self.prompt.split())} words do not "
                             f"fit the context of {self.n_ctx} tokens")
+
+
+@dataclass(frozen=True)
+class AttentionGrid:
+    """Self-attention: one trained model's heads on a story, every head scored, and the cost.
+
+    The models are the pretraining family's (grids.pretraining), read from the cache."""
+
+    # Words of the story grammar: a name and a phrase repeat, so copying heads have work to do.
+    prompt: str = field(
+        default="Mia was a kind girl who lived near the park . one day , Mia went to the park .",
+        metadata=text(400))
+    # The model whose heads the heatmap shows: one (layers, heads) pair of the family.
+    n_layer: int = field(default=2, metadata=bounded(1, 12))
+    n_head: int = field(default=4, metadata=bounded(1, 16))
+    scored_stories: int = field(default=64, metadata=bounded(1, 10_000))
+    seq_lengths: tuple[int, ...] = field(
+        default=(128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072),
+        metadata=bounded(1, 10_000_000, grid=True))
+
+    def __post_init__(self) -> None:
+        validate(self, "grids.attention")
+        if len(self.prompt.split()) > 31:
+            raise GridError(f"grids.attention.prompt: {len(self.prompt.split())} words; at most "
+                            "31 keep the heatmaps readable and the page small")
+
+
+@dataclass(frozen=True)
+class BlockGrid:
+    """Inside a transformer block: one trained model's residual stream, read after every
+    sub-layer, and parameter counts of larger models. The model is the pretraining family's."""
+
+    prompt: str = field(
+        default="once upon a time , there was a kind girl named Mia . one day , Mia went to the park .",
+        metadata=text(400))
+    n_layer: int = field(default=4, metadata=bounded(1, 12))
+    n_head: int = field(default=4, metadata=bounded(1, 16))
+    # (name, n_layer, n_embd, n_vocab, n_ctx) of GPT-2-style models whose parameters are counted.
+    larger_models: tuple[tuple[str, int, int, int, int], ...] = field(
+        default=(("GPT-2 small", 12, 768, 50257, 1024), ("GPT-2 XL", 48, 1600, 50257, 1024),
+                 ("32 layers, 4096 wide", 32, 4096, 50257, 4096)),
+        metadata={"min_items": 1, "max_items": 6, "unique_first": True})
+
+    def __post_init__(self) -> None:
+        validate(self, "grids.block")
+        if len(self.prompt.split()) > 31:
+            raise GridError(f"grids.block.prompt: {len(self.prompt.split())} words; at most 31 "
+                            "keep the charts readable")
+        for i, (_, *sizes) in enumerate(self.larger_models):
+            if min(sizes) < 1:
+                raise GridError(f"grids.block.larger_models[{i}]: sizes must be positive, got {sizes}")
 
 
 @dataclass(frozen=True)
@@ -313,14 +363,72 @@ class RagGrid:
                                 f"{list(allowed)}")
 
 
+# Bytes one cached number takes in each precision a KV cache is commonly stored in.
+KV_PRECISION_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "int8": 1}
+
+
+@dataclass(frozen=True)
+class KVCacheGrid:
+    """KV cache: incremental decoding checked against the full forward pass, its work, time and
+    memory."""
+
+    # Which model of the pretraining family decodes (the model the pretraining chapter trains,
+    # reused from the cache); both must be in grids.pretraining's n_layers and n_heads.
+    model_layers: int = field(default=4, metadata=bounded(1, 12))
+    model_heads: int = field(default=4, metadata=bounded(1, 16))
+    # The prompt goes into the cache in one step (prefill); the model then decodes greedily,
+    # one token per step, until its context is full.
+    prompt: str = field(default="once upon a time , there was", metadata=text(2000))
+    # Decoding steps the cache-growth chart shows (the prefill is step 1).
+    growth_steps: int = field(default=10, metadata=bounded(1, 64))
+    # Sequence lengths at which one generated token is timed, with and without the cache, on
+    # a model of the tiny model's shape (random weights; the time does not depend on them).
+    timed_lengths: tuple[int, ...] = field(
+        default=(16, 32, 64, 128, 256, 512, 1024), metadata=bounded(2, 4096, grid=True))
+    # The memory chart: context lengths, precisions and batch sizes.
+    seq_lengths: tuple[int, ...] = field(
+        default=tuple(2 ** i for i in range(10, 18)), metadata=bounded(1, 10_000_000, grid=True))
+    precisions: tuple[str, ...] = field(default=("fp32", "fp16", "int8"),
+                                        metadata={**text(10), "min_items": 1, "max_items": 4})
+    batch_sizes: tuple[int, ...] = field(default=(1, 8, 32), metadata=bounded(1, 4096, grid=True))
+    # Published configurations (label, n_layer, n_head, n_kv_head, d_head): GPT-2 small
+    # (Radford et al. 2019), Llama 2 7B and 70B (Touvron et al. 2023; 70B uses grouped-query
+    # attention, 8 key/value heads shared by 64 query heads).
+    models: tuple[tuple[str, int, int, int, int], ...] = field(
+        default=(("GPT-2 small", 12, 12, 12, 64), ("Llama 2 7B", 32, 32, 32, 128),
+                 ("Llama 2 70B (GQA)", 80, 64, 8, 128)),
+        metadata={"min_items": 1, "max_items": 8, "unique_first": True})
+    seed: int = field(default=0, metadata=bounded(0))
+
+    def __post_init__(self) -> None:
+        validate(self, "grids.kvcache")
+        for i, precision in enumerate(self.precisions):
+            if precision not in KV_PRECISION_BYTES:
+                raise GridError(f"grids.kvcache.precisions[{i}]: unknown precision {precision!r} "
+                                f"(known: {', '.join(KV_PRECISION_BYTES)})")
+        if len(set(self.precisions)) != len(self.precisions):
+            raise GridError("grids.kvcache.precisions: a precision is listed twice")
+        for i, (label, *sizes) in enumerate(self.models):
+            where = f"grids.kvcache.models[{i}]"
+            _check_scalar(label, text(40), f"{where}[0]")
+            for j, size in enumerate(sizes, start=1):
+                _check_scalar(size, bounded(1, 100_000), f"{where}[{j}]")
+            if sizes[1] % sizes[2]:
+                raise GridError(f"{where}[3]: {sizes[2]} key/value heads do not divide the "
+                                f"{sizes[1]} query heads into equal groups")
+
+
 @dataclass(frozen=True)
 class Grids:
     """Every simulation's grid; one field per chapter."""
 
     tokenization: TokenizationGrid = field(default_factory=TokenizationGrid)
     sampling: SamplingGrid = field(default_factory=SamplingGrid)
+    attention: AttentionGrid = field(default_factory=AttentionGrid)
+    block: BlockGrid = field(default_factory=BlockGrid)
     pretraining: PretrainingGrid = field(default_factory=PretrainingGrid)
     rag: RagGrid = field(default_factory=RagGrid)
+    kvcache: KVCacheGrid = field(default_factory=KVCacheGrid)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -459,4 +567,4 @@ def _check_scalar(item: Any, meta: Mapping[str, Any], path: str) -> None:
         raise GridError(f"{path}: {item!r} must be <= {meta['le']}")
 
 
-__all__ = ["GridError", "Grids", "PretrainingGrid", "RagGrid", "SamplingGrid", "TokenizationGrid", "grid_names", "load_grids", "validate"]
+__all__ = ["GridError", "Grids", "KVCacheGrid", "PretrainingGrid", "RagGrid", "SamplingGrid", "TokenizationGrid", "grid_names", "load_grids", "validate"]

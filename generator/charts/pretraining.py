@@ -15,6 +15,7 @@ LOSS = "loss (bits/token)"
 REFERENCES = ("unigram", "bigram", "entropy floor")
 REFERENCE_COLOURS = ("#999999", "#D55E00", "#009E73")
 TEXT_WIDTH = 86  # characters per line of a sampled story
+OTHERS = "(all others)"
 
 
 def best_index(res: PretrainingResults) -> int:
@@ -160,34 +161,35 @@ def samples(res: PretrainingResults) -> alt.LayerChart:
 def model_logits(res: PretrainingResults) -> alt.LayerChart:
     """A trained model's next-token probabilities after a real prompt, under temperature and top-p."""
     c = res.companion
-    tokens = [visible_token(t) for t in c.tokens] + ["(all others)"]
-    slider = grid_slider("T", c.temperatures, "temperature T ", step=0.1)
+    tokens = [visible_token(t) for t in c.tokens] + [OTHERS]
+    slider = grid_slider("T", c.temperatures, "temperature T ", step=0.05)
     top_p = alt.param(name="top_p", value=float(c.top_p[-1]),
                       bind=alt.binding_radio(options=[float(p) for p in c.top_p], name="top-p "))
-    rows = []
-    for i, t in enumerate(c.temperatures):
-        for j, p in enumerate(c.top_p):
-            probs = list(c.probs[i, j]) + [c.other[i, j]]
-            grammar = list(c.grammar_probs) + [max(0.0, 1.0 - float(c.grammar_probs.sum()))]
-            logits = list(c.logits) + [None]
-            for token, q, g, z in zip(tokens, probs, grammar, logits):
-                rows.append({"T": sig(t), "top-p": sig(p), "token": token, "probability": sig(q),
-                             "grammar's probability": sig(g), "logit": None if z is None else sig(z, 4)})
-    base = nearest(alt.Chart(alt.Data(values=rows)), slider, "T", log=True).transform_filter(
-        "datum['top-p'] == top_p")
-    x = alt.X("token:N", sort=tokens, title="next token (the model's ten most likely, then the rest)")
-    tooltip = [alt.Tooltip("token:N"), alt.Tooltip("logit:Q", format=".3f"), alt.Tooltip("T:Q", format="g"),
-               alt.Tooltip("top-p:Q", format="g"), alt.Tooltip("probability:Q", format=".4f"),
-               alt.Tooltip("grammar's probability:Q", format=".4f")]
-    bars = base.mark_bar(color=OKABE_ITO[0]).encode(
-        x=x, y=alt.Y("probability:Q", scale=alt.Scale(domain=[0, 1]), title="probability"), tooltip=tooltip)
-    truth = base.mark_tick(color=OKABE_ITO[5], thickness=3, size=28).encode(
-        x=x, y="grammar's probability:Q", tooltip=tooltip)
-    return alt.layer(bars, truth).add_params(slider, top_p).properties(
+    rows = [{"T": sig(t), "top-p": sig(p), "token": token, "probability": sig(q, 4)}
+            for i, t in enumerate(c.temperatures) for j, p in enumerate(c.top_p)
+            for token, q in zip(tokens, [*c.probs[i, j], c.other[i, j]])]
+    truth = [{"token": token, "true probability": sig(g, 4), "logit": None if z is None else sig(z, 4)}
+             for token, g, z in zip(tokens, [*c.grammar_probs, c.grammar_other], [*c.logits, None])]
+    x = alt.X("token:N", sort=tokens, axis=alt.Axis(labelAngle=0),
+              title=f"next token (the model's {len(c.tokens)} most likely, then the rest)")
+    bars = nearest(alt.Chart(alt.Data(values=rows)), slider, "T", log=True).transform_filter(
+        "datum['top-p'] == top_p").mark_bar(color=OKABE_ITO[0]).encode(
+        x=x, y=alt.Y("probability:Q", scale=alt.Scale(domain=[0, 1]), title="probability"),
+        tooltip=[alt.Tooltip("token:N"), alt.Tooltip("T:Q", format="g"), alt.Tooltip("top-p:Q", format="g"),
+                 alt.Tooltip("probability:Q", format=".4f")])
+    ticks = alt.Chart(alt.Data(values=truth)).mark_tick(color=OKABE_ITO[5], thickness=3, size=28).encode(
+        x=x, y="true probability:Q",
+        tooltip=[alt.Tooltip("token:N"), alt.Tooltip("logit:Q", format=".3f"),
+                 alt.Tooltip("true probability:Q", format=".4f")])
+    return alt.layer(bars, ticks).add_params(slider, top_p).properties(
         width=WIDTH, height=240,
-        title=f"The {model_label(c.n_layer, c.n_head)} model's next token after "
-              f"\u201c\u2026{c.prompt[-40:]}\u201d (orange ticks: the grammar's true probability)",
+        title="A trained model's next token (orange ticks: the grammar's true probability)",
     )
+
+
+def sampling_figures(res: PretrainingResults) -> dict[str, alt.TopLevelMixin]:
+    """The chart the sampling chapter takes from this one."""
+    return {"model_logits": model_logits(res)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -255,17 +257,20 @@ def facts(res: PretrainingResults) -> dict[str, object]:
 
 
 def sampling_facts(res: PretrainingResults) -> dict[str, object]:
-    """Numbers the sampling chapter quotes about the trained model's logits."""
+    """Numbers the sampling chapter quotes about the trained model's logits (at top-p = 1)."""
     c = res.companion
     one = int(np.argmin(np.abs(np.log(c.temperatures))))
-    full = len(c.top_p) - 1
     top = int(np.argmax(c.grammar_probs))
     return {
         "model": model_label(c.n_layer, c.n_head),
         "prompt": c.prompt,
         "top_token": visible_token(c.tokens[0]),
-        "p_top": float(c.probs[one, full, 0]),
+        "t_one": float(c.temperatures[one]),
+        "p_top": float(c.probs[one, -1, 0]),
+        "t_cold": float(c.temperatures[0]),
+        "p_top_cold": float(c.probs[0, -1, 0]),
+        "t_hot": float(c.temperatures[-1]),
+        "p_others_hot": float(c.other[-1, -1]),
         "grammar_top_token": visible_token(c.tokens[top]),
         "grammar_p_top": float(c.grammar_probs[top]),
-        "t_one": float(c.temperatures[one]),
     }

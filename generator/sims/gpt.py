@@ -119,9 +119,20 @@ def linear(x, w, b):  # [..., n_in], [n_in, n_out], [n_out] -> [..., n_out]
     return x @ w + b
 
 
-def linear_backward(dy, x, w):  # [..., n_out], [..., n_in], [n_in, n_out] -> dx, dw, db
-    dw = x.reshape(-1, x.shape[-1]).T @ dy.reshape(-1, dy.shape[-1])  # [n_in, n_out]
-    return dy @ w.T, dw, sum_leading(dy)
+def linear_backward(dy, x, w):  # [..., n_seq, n_out], [..., n_seq, n_in], [n_in, n_out] -> dx, dw, db
+    return dy @ w.T, outer_sum(x, dy), sum_leading(dy)
+
+
+def outer_sum(a, b):  # [..., n_seq, n], [..., n_seq, m] -> [n, m]
+    """sum over every position of outer(a, b): a weight's gradient.
+
+    Summed sequence by sequence: each product is then small enough for BLAS to run on one
+    thread, where one product over all positions at once would start threads that cost more
+    than the work (many times more on a busy machine).
+    """
+    a3 = a.reshape(-1, *a.shape[-2:])  # [n_batch, n_seq, n]
+    b3 = b.reshape(-1, *b.shape[-2:])  # [n_batch, n_seq, m]
+    return (a3.swapaxes(-1, -2) @ b3).sum(axis=0)
 
 
 def sum_leading(x):  # [..., n] -> [n]
@@ -270,8 +281,8 @@ def block_backward(dx_mlp, t: BlockTrace, p):  # [n_batch, n_seq, n_embd], trace
 def gpt_backward(dlogits, trace: Trace, params):  # [n_batch, n_seq, n_vocab], Trace, params -> grads
     """Gradients of every parameter, from the gradient of the logits."""
     wte = params["wte"]
-    n_vocab, n_embd = wte.shape
-    dwte = dlogits.reshape(-1, n_vocab).T @ trace.ln_f.reshape(-1, n_embd)  # [n_vocab, n_embd]
+    n_embd = wte.shape[1]
+    dwte = outer_sum(dlogits, trace.ln_f)  # [n_vocab, n_embd]
     h = trace.blocks[-1].x_mlp if trace.blocks else trace.x
     dh, dg, db = layer_norm_backward(dlogits @ wte, h, params["ln_f"]["g"])
     g_ln_f = {"g": dg, "b": db}

@@ -27,7 +27,7 @@ from generator.grids import GridError, PretrainingGrid
 from generator.sims.gpt import next_token_logits
 from generator.sims.sampling import entropy_bits, renormalise, softmax_with_temperature, top_p_keep
 from generator.sims.stories import World, detokenize, next_token_probs
-from generator.sims.train import DataConfig, TrainConfig, TrainedModel, make_data, train_model
+from generator.sims.train import Data, DataConfig, TrainConfig, TrainedModel, make_data, train_model
 
 Memo = Callable[[Callable[[Any], Any], Any], Any]
 
@@ -61,6 +61,7 @@ class Companion:
     tokens: tuple[str, ...]  # [n_shown]  the most probable tokens at T = 1, most probable first
     logits: np.ndarray  # [n_shown]
     grammar_probs: np.ndarray  # [n_shown]  the grammar's exact probabilities
+    grammar_other: float  # the grammar's probability of every token not shown
     temperatures: np.ndarray  # [n_T]
     top_p: np.ndarray  # [n_p]
     probs: np.ndarray  # [n_T, n_p, n_shown]  after temperature, top-p and renormalising
@@ -137,10 +138,11 @@ def summarise_corpus(cfg: DataConfig) -> CorpusSummary:
     )
 
 
-def first_story(data) -> str:
+def first_story(data: Data) -> str:
     """The first held-out story as text."""
-    tokens = [data.vocab[i] for i in data.heldout_y[0]]
-    return detokenize(tokens[: tokens.index("\n")])
+    c = data.heldout
+    end = c.starts[1] if len(c.starts) > 1 else len(c.ids) - 1
+    return detokenize([c.vocab[i] for i in c.ids[c.starts[0] + 1:end]])
 
 
 def count_models(ids, n_vocab):  # [n_tokens] int -> unigram [n_vocab], bigram [n_vocab, n_vocab]
@@ -202,6 +204,7 @@ def companion(m: TrainedModel, prompt: list[str], grid: PretrainingGrid) -> Comp
         tokens=tuple(m.vocab[i] for i in shown),
         logits=logits[shown],
         grammar_probs=np.array([grammar.get(m.vocab[i], 0.0) for i in shown]),
+        grammar_other=sum(q for token, q in grammar.items() if token not in {m.vocab[i] for i in shown}),
         temperatures=np.array(grid.temperatures),
         top_p=np.array(grid.top_p),
         probs=probs,

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from generator.sims.gpt import (cross_entropy, generate, gpt, gpt_backward, init_params, leaves, n_params,
-                                tree_map)
-from generator.sims.stories import END, World, corpus
+                                token_log_probs, tree_map)
+from generator.sims.stories import END, Corpus, World, corpus
 
 log = logging.getLogger("mkdocs.plugins.explorables")
 
@@ -60,7 +60,7 @@ class TrainConfig:
     weight_decay: float
     grad_clip: float  # largest global gradient norm
     eval_every: int
-    checkpoints: tuple[int, ...]  # steps at which weights are kept and stories sampled
+    checkpoints: tuple[int, ...]  # steps at which weights are kept and stories sampled (at least one)
     n_samples: int  # stories sampled at each checkpoint
     seed: int  # initial weights, minibatches and samples
 
@@ -71,7 +71,7 @@ class TrainedModel:
     vocab: tuple[str, ...]  # [n_vocab]
     n_params: int
     params: dict  # the weights after the last step
-    checkpoint_params: tuple  # [n_ckpt] weights at config.checkpoints
+    checkpoint_params: dict  # the weights at config.checkpoints, each array with a leading [n_ckpt] axis
     train_loss: np.ndarray  # [steps] bits per token, the minibatch each step trained on
     learning_rate: np.ndarray  # [steps]
     grad_norm: np.ndarray  # [steps] before clipping
@@ -88,6 +88,7 @@ class Data:
     heldout_x: np.ndarray  # [n_windows, n_seq] int
     heldout_y: np.ndarray  # [n_windows, n_seq] int
     heldout_log2p: np.ndarray  # [n_windows, n_seq]  the grammar's exact log2 P of each target
+    heldout: Corpus  # the held-out stories whole
 
 
 def windows(ids, starts, n_ctx):  # [n_tokens], [n_windows] -> inputs, targets [n_windows, n_ctx]
@@ -112,7 +113,7 @@ def make_data(cfg: DataConfig, world: World = World()) -> Data:
     x, y = windows(heldout.ids, starts, cfg.n_ctx)
     _, log2p = windows(heldout.log2p, starts, cfg.n_ctx)
     return Data(train.vocab, train.ids, fitting_starts(train.starts, len(train.ids), cfg.n_ctx),
-                x, y, log2p)
+                x, y, log2p, heldout)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -172,7 +173,7 @@ def heldout_loss(params, data: Data, n_head) -> float:  # -> bits per token
     total = 0.0
     for i in range(0, len(data.heldout_x), EVAL_BATCH):
         logits = gpt(data.heldout_x[i:i + EVAL_BATCH], params, n_head).logits
-        total += cross_entropy(logits, data.heldout_y[i:i + EVAL_BATCH])[0] * data.heldout_y[i:i + EVAL_BATCH].size
+        total -= float(token_log_probs(logits, data.heldout_y[i:i + EVAL_BATCH]).sum())
     return total / data.heldout_y.size * BITS
 
 
@@ -213,9 +214,14 @@ def train_model(cfg: TrainConfig) -> TrainedModel:
              name, time.monotonic() - start, evals[-1])
     return TrainedModel(
         config=cfg, vocab=data.vocab, n_params=n_params(params), params=params,
-        checkpoint_params=tuple(kept), train_loss=train_loss, learning_rate=rates, grad_norm=norms,
+        checkpoint_params=tree_map(lambda *a: np.stack(a), *kept), train_loss=train_loss, learning_rate=rates, grad_norm=norms,
         eval_steps=np.array(eval_steps), heldout_loss=np.array(evals), samples=np.array(samples),
     )
+
+
+def weights_at(m: TrainedModel, i: int):  # -> params
+    """The weights at the i-th checkpoint (step m.config.checkpoints[i])."""
+    return tree_map(lambda a: a[i], m.checkpoint_params)
 
 
 def sample_stories(params, cfg: TrainConfig, vocab):  # -> [n_samples, n_ctx] int

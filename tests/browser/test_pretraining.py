@@ -1,0 +1,101 @@
+"""The pretraining chapter as a reader drives it, offline: the model radios and the step slider
+redraw the charts with the precomputed numbers and stories."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.browser.pages import open_page
+from tests.charts.specs import inline_data
+
+pytestmark = pytest.mark.slow
+
+LOSS = "loss (bits/token)"
+
+
+def spec_rows(site, name, field):
+    """The inline dataset of a built chart whose rows have `field`."""
+    spec = json.loads((site / "specs" / "pretraining" / f"{name}.vl.json").read_text())
+    return next(rows for rows in inline_data(spec) if field in rows[0])
+
+
+def highlighted_points(page):
+    """(layers, heads, data, step, loss) of the coloured model's points, from their accessible labels."""
+    labels = page.eval_on_selector_all("#fig-pretraining-loss_curves [aria-roledescription=point]",
+                                       "els => els.map(e => e.getAttribute('aria-label'))")
+    points = []
+    for label in labels:
+        fields = dict(part.split(": ", 1) for part in label.split("; "))
+        points.append((int(fields["layers"]), int(fields["heads"]), fields["data"], int(fields["step"]),
+                       float(fields[LOSS])))
+    return points
+
+
+def test_page_draws_offline_without_errors(browser, site):
+    visit = open_page(browser, site.as_uri(), "pretraining.html")
+    page = visit.page
+    assert visit.errors == []
+    assert visit.external_requests() == []
+    assert page.eval_on_selector_all(".explorable-chart", "els => els.map(e => !!e.querySelector('svg'))") == [True] * 3
+    page.context.close()
+
+
+def test_model_radios_highlight_the_chosen_models_curves(browser, site):
+    visit = open_page(browser, site.as_uri(), "pretraining.html")
+    page = visit.page
+    before = highlighted_points(page)
+    assert {(p[0], p[1]) for p in before} and len({(p[0], p[1]) for p in before}) == 1
+    page.locator("#fig-pretraining-loss_curves input[name=layers][value='4']").check()
+    page.locator("#fig-pretraining-loss_curves input[name=heads][value='2']").check()
+    page.wait_for_function("""() => Array.from(document.querySelectorAll('#fig-pretraining-loss_curves [aria-roledescription=point]'))
+        .every(e => (e.getAttribute('aria-label') || '').includes('layers: 4; heads: 2'))""")
+    after = highlighted_points(page)
+    rows = [r for r in spec_rows(site, "loss_curves", "step") if (r["layers"], r["heads"]) == (4, 2)]
+    assert sorted((p[2], p[3]) for p in after) == sorted((r["data"], r["step"]) for r in rows)
+    expected = {(r["data"], r["step"]): r[LOSS] for r in rows}
+    for _, _, data, step, loss in after:
+        assert loss == pytest.approx(expected[data, step], abs=1e-4)
+    assert visit.errors == []
+    page.context.close()
+
+
+def test_step_slider_shows_that_checkpoints_stories(browser, site):
+    visit = open_page(browser, site.as_uri(), "pretraining.html")
+    page = visit.page
+    slider = page.locator("#fig-pretraining-samples input[type=range]")
+    lines = spec_rows(site, "samples", "text")
+    for step in (0, max(r["step"] for r in lines)):
+        slider.fill(str(step))
+        slider.dispatch_event("input")
+        page.wait_for_function(f"""() => Array.from(document.querySelectorAll('#fig-pretraining-samples svg text'))
+            .some(e => e.textContent.startsWith('step {step}:'))""")
+        shown = page.eval_on_selector_all("#fig-pretraining-samples svg g.mark-text.role-mark text", "els => els.map(e => e.textContent)")
+        expected = [r["text"] for r in sorted((r for r in lines if r["step"] == step), key=lambda r: r["line"])]
+        assert sorted(shown) == sorted(expected)
+    assert visit.errors == []
+    page.context.close()
+
+
+def test_sampling_page_drives_the_trained_models_logits(browser, site):
+    visit = open_page(browser, site.as_uri(), "sampling.html")
+    page = visit.page
+    figure = "#fig-sampling-model_logits"
+    spec = json.loads((site / "specs" / "sampling" / "model_logits.vl.json").read_text())
+    rows = spec["layer"][0]["data"]["values"]
+    slider = page.locator(f"{figure} input[type=range]")
+    slider.fill("0.25")
+    slider.dispatch_event("input")
+    page.locator(f"{figure} input[name=top_p][value='0.5']").check()
+    page.wait_for_function(f"""() => {{
+        const bars = Array.from(document.querySelectorAll('{figure} [aria-roledescription=bar]'));
+        return bars.length > 0 && bars.every(e => /T: 0\\.250*; top-p: 0\\.50*$/.test(e.getAttribute('aria-label') || ''));
+    }}""")
+    labels = page.eval_on_selector_all(f"{figure} [aria-roledescription=bar]", "els => els.map(e => e.getAttribute('aria-label'))")
+    shown = {dict(p.split(": ", 1) for p in label.split("; "))["token"]:
+             float(dict(p.split(": ", 1) for p in label.split("; "))["probability"]) for label in labels}
+    expected = {r["token"]: r["probability"] for r in rows if r["T"] == 0.25 and r["top-p"] == 0.5}
+    assert shown == pytest.approx(expected, abs=1e-4)
+    assert visit.errors == [] and visit.external_requests() == []
+    page.context.close()

@@ -1,0 +1,187 @@
+"""The attention chapter's results: weights recomputed by hand from the parameters, the mask's
+zeros, head scores on hand-worked cases, and FLOPs counted on the numpy attention itself."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from generator.grids import AttentionGrid, GridError, PretrainingGrid
+from generator.sims import attention as a
+from generator.sims import gpt
+from generator.sims.attention_cost import attention_flops
+from generator.sims.pretraining import model_configs
+from generator.sims.stories import END
+
+FAMILY = PretrainingGrid(n_layers=(1, 2), n_heads=(1, 2), n_embd=16, n_ctx=32, batch_size=4, steps=20,
+                         warmup_steps=5, eval_every=10, checkpoints=(0, 20), train_stories=100,
+                         heldout_stories=8, prompt="once upon a time , there was")
+GRID = AttentionGrid(prompt="Mia was a kind girl who lived near the park . one day , Mia went",
+                     n_layer=2, n_head=2, scored_stories=6, seq_lengths=(8, 16, 64, 1000))
+CALLS = []  # (function name, config, result)
+
+
+def recording_memo(fn, config):
+    CALLS.append((fn.__name__, config, fn(config)))
+    return CALLS[-1][2]
+
+
+RES = a.simulate((GRID, FAMILY), recording_memo)
+CHOSEN = next(m for _, cfg, m in CALLS if (cfg.n_layer, cfg.n_head) == (2, 2))
+
+
+def test_the_family_is_read_through_the_memo_with_the_pretraining_configs():
+    assert [name for name, _, _ in CALLS] == ["train_model"] * 4
+    assert [cfg for _, cfg, _ in CALLS] == model_configs(FAMILY)
+
+
+def test_weight_rows_sum_to_one_and_the_mask_zeroes_every_later_key():
+    n_seq = len(RES.tokens)
+    assert RES.weights.shape == RES.scores.shape == RES.unmasked.shape == (2, 2, n_seq, n_seq)
+    assert np.allclose(RES.weights.sum(axis=-1), 1, atol=1e-6)
+    assert np.allclose(RES.unmasked.sum(axis=-1), 1, atol=1e-12)
+    later = np.triu(np.ones((n_seq, n_seq), dtype=bool), k=1)
+    assert (RES.weights[..., later] == 0).all()
+    assert (RES.weights[..., ~later] > 0).all()
+    assert (RES.unmasked[..., later] > 0).all()
+
+
+def test_first_layer_weights_recomputed_by_hand_from_the_parameters():
+    p = CHOSEN.params
+    index = {w: i for i, w in enumerate(CHOSEN.vocab)}
+    ids = [index[w] for w in RES.tokens]
+    x = p["wte"][ids].astype(np.float64) + p["wpe"][: len(ids)]  # [n_seq, n_embd]
+    block = p["blocks"][0]
+    mean = x.mean(axis=1, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=1, keepdims=True)
+    ln = (x - mean) / np.sqrt(var + 1e-5) * block["ln_1"]["g"] + block["ln_1"]["b"]
+    qkv = ln @ block["attn"]["c_attn"]["w"] + block["attn"]["c_attn"]["b"]  # [n_seq, 3 n_embd]
+    n_embd, d_head = 16, 8
+    for head in range(2):
+        cols = slice(head * d_head, (head + 1) * d_head)
+        q, k = qkv[:, :n_embd][:, cols], qkv[:, n_embd:2 * n_embd][:, cols]
+        for i in range(len(ids)):
+            s = [float(q[i] @ k[j]) / math.sqrt(d_head) for j in range(len(ids))]
+            assert np.allclose(RES.scores[0, head, i], s, rtol=1e-4, atol=1e-5)
+            e = [math.exp(v - max(s[: i + 1])) for v in s[: i + 1]]
+            assert np.allclose(RES.weights[0, head, i, : i + 1], [v / sum(e) for v in e], rtol=1e-4, atol=1e-6)
+            e = [math.exp(v - max(s)) for v in s]
+            assert np.allclose(RES.unmasked[0, head, i], [v / sum(e) for v in e], rtol=1e-9)
+
+
+def test_every_layer_equals_the_models_own_forward_pass():
+    index = {w: i for i, w in enumerate(CHOSEN.vocab)}
+    trace = gpt.gpt(np.array([[index[w] for w in RES.tokens]]), CHOSEN.params, 2)
+    for layer, b in enumerate(trace.blocks):
+        assert np.array_equal(RES.weights[layer], b.weights[0])
+        assert np.array_equal(RES.scores[layer], b.scores[0])
+
+
+def test_prompt_starts_after_end_and_is_checked_against_the_grammar():
+    assert RES.tokens == (END, *GRID.prompt.split())
+    with pytest.raises(GridError, match="grids.attention.prompt"):
+        a.simulate((AttentionGrid(prompt="Mia was a kind boy", n_layer=2, n_head=2), FAMILY))
+    with pytest.raises(GridError, match="grids.attention.n_layer"):
+        a.simulate((AttentionGrid(n_layer=4, n_head=2), FAMILY))
+    with pytest.raises(GridError, match="31"):
+        AttentionGrid(prompt=" ".join(["Mia"] * 32))
+
+
+# ---------------------------------------------------------------------------------------------
+# Head scores
+
+
+def test_induction_targets_hand_worked():
+    targets = a.induction_targets(np.array([[7, 8, 9, 7], [5, 5, 6, 6], [1, 2, 1, 2]]))
+    assert [tuple(map(int, t)) for t in np.argwhere(targets[0])] == [(3, 1)]
+    assert not targets[1].any()  # a token right after itself: its "next" is the query itself
+    assert [tuple(map(int, t)) for t in np.argwhere(targets[2])] == [(2, 1), (3, 2)]
+
+
+def test_previous_token_targets_are_the_subdiagonal():
+    t = a.previous_token_targets(np.zeros((2, 4), dtype=int))
+    assert t.shape == (2, 4, 4)
+    assert [tuple(map(int, x)) for x in np.argwhere(t[1])] == [(1, 0), (2, 1), (3, 2)]
+
+
+def test_target_weight_averages_the_weight_on_each_target():
+    w = np.zeros((1, 2, 3, 3))  # [n_batch, n_head, n_seq, n_seq]
+    w[0, 0, 1, 0], w[0, 0, 2, 1] = 0.2, 0.6
+    w[0, 1, 1, 0], w[0, 1, 2, 1] = 1.0, 0.0
+    targets = a.previous_token_targets(np.zeros((1, 3), dtype=int))
+    assert a.target_weight(w, targets).tolist() == pytest.approx([0.4, 0.5])
+
+
+def test_uniform_attention_scores_match_closed_forms():
+    h = RES.heads
+    n_ctx = FAMILY.n_ctx
+    assert h.uniform_previous_token == pytest.approx(np.mean([1 / (i + 1) for i in range(1, n_ctx)]))
+    ids = a.scored_windows(GRID.scored_stories, FAMILY)
+    queries = np.argwhere(a.induction_targets(ids))[:, 1]
+    assert h.n_induction_queries == len(queries)
+    assert h.uniform_induction == pytest.approx(np.mean(1 / (queries + 1)))
+
+
+def test_head_scores_cover_every_head_of_every_model_and_match_a_recount():
+    h = RES.heads
+    assert list(zip(h.model_layers.tolist(), h.model_heads.tolist(), h.layer.tolist(), h.head.tolist())) == [
+        (1, 1, 1, 1), (1, 2, 1, 1), (1, 2, 1, 2), (2, 1, 1, 1), (2, 1, 2, 1),
+        (2, 2, 1, 1), (2, 2, 1, 2), (2, 2, 2, 1), (2, 2, 2, 2)]
+    ids = a.scored_windows(GRID.scored_stories, FAMILY)
+    w = gpt.gpt(ids, CHOSEN.params, 2).blocks[1].weights.astype(np.float64)[:, 1]  # layer 2, head 2
+    prev = [w[b, i, i - 1] for b in range(len(ids)) for i in range(1, ids.shape[1])]
+    assert h.previous_token[-1] == pytest.approx(np.mean(prev), rel=1e-9)
+    induction = []
+    for b, row in enumerate(ids.tolist()):
+        for i in range(len(row)):
+            earlier = [j for j in range(i) if row[j] == row[i]]
+            if earlier and earlier[-1] + 1 < i:
+                induction.append(w[b, i, earlier[-1] + 1])
+    assert h.induction[-1] == pytest.approx(np.mean(induction), rel=1e-9)
+
+
+def test_future_share_hand_worked():
+    uniform = np.full((3, 3), 1 / 3)
+    assert a.future_share(uniform) == pytest.approx((2 / 3 + 1 / 3) / 2)
+    assert RES.future_share.shape == (2, 2)
+    later = np.triu(np.ones(RES.unmasked.shape[-2:], dtype=bool), k=1)
+    assert RES.future_share[1, 0] == pytest.approx(np.mean([RES.unmasked[1, 0, i, later[i]].sum()
+                                                            for i in range(len(RES.tokens) - 1)]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Cost
+
+
+class Counting(np.ndarray):
+    """An array that counts the FLOPs of every matrix product it takes part in."""
+
+    flops = 0
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        plain = [np.asarray(x) for x in inputs]
+        if ufunc is np.matmul:
+            x, y = plain
+            batch = int(np.prod(np.broadcast_shapes(x.shape[:-2], y.shape[:-2])))
+            Counting.flops += 2 * batch * x.shape[-2] * x.shape[-1] * y.shape[-1]  # a multiply and an add per term
+        out = getattr(ufunc, method)(*plain, **kwargs)
+        return out.view(Counting) if isinstance(out, np.ndarray) else out
+
+
+@pytest.mark.parametrize("n_seq,d_head", [(1, 1), (3, 2), (7, 8), (24, 8), (50, 64)])
+def test_flops_formula_equals_the_multiply_adds_of_the_numpy_attention(n_seq, d_head):
+    rng = np.random.default_rng(0)
+    q, k, v = (rng.standard_normal((n_seq, d_head)).view(Counting) for _ in range(3))
+    Counting.flops = 0
+    gpt.attention(q, k, v, gpt.causal_mask(n_seq, np.float64))
+    assert Counting.flops == attention_flops(n_seq, d_head) == 4 * n_seq**2 * d_head
+
+
+def test_cost_per_layer_and_doubling():
+    c = RES.cost
+    n = np.array(GRID.seq_lengths)
+    assert c.flops_model.tolist() == (4 * n**2 * FAMILY.n_embd).tolist()
+    assert c.flops_reference.tolist() == (4 * n**2 * 768).tolist()
+    assert c.doubling_ratio == 4.0
