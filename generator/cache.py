@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import hashlib
 import importlib
 import io
@@ -170,16 +171,21 @@ def code_fingerprint(module_name: str, scopes: tuple[str, ...] = (_CODE_SCOPE,))
         name = todo.pop()
         if name in seen:
             continue
-        module = importlib.import_module(name)
         # Read the file itself: inspect.getsource refuses empty files such as an __init__.py.
-        source = Path(module.__file__).read_text(encoding="utf-8")
-        seen[name] = source
-        todo.extend(_project_imports(source, module, scopes))
+        path = Path(importlib.import_module(name).__file__)
+        stat = path.stat()
+        digest, imports = _module_info(name, str(path), stat.st_mtime_ns, stat.st_size)
+        seen[name] = digest
+        todo.extend(n for n in imports if any(n == s or n.startswith(s + ".") for s in scopes))
     return _digest([f"{n}\n{seen[n]}" for n in sorted(seen)])
 
 
-def _project_imports(source: str, module: Any, scopes: tuple[str, ...]) -> list[str]:
-    package = module.__name__ if hasattr(module, "__path__") else module.__name__.rpartition(".")[0]
+@functools.lru_cache(maxsize=1024)
+def _module_info(name: str, path: str, mtime_ns: int, size: int) -> tuple[str, tuple[str, ...]]:
+    """A module file's sha256 and the project modules it imports; memoised per file version."""
+    source = Path(path).read_text(encoding="utf-8")
+    is_package = Path(path).name == "__init__.py"
+    package = name if is_package else name.rpartition(".")[0]
     found = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
@@ -191,8 +197,8 @@ def _project_imports(source: str, module: Any, scopes: tuple[str, ...]) -> list[
                 base = f"{parent}.{base}" if base else parent
             found.append(base)
             found += [f"{base}.{a.name}" for a in node.names]
-    in_scope = [n for n in found if any(n == s or n.startswith(s + ".") for s in scopes)]
-    return [n for n in in_scope if _is_module(n)]
+    project = [n for n in dict.fromkeys(found) if n.split(".")[0] == _PACKAGE and _is_module(n)]
+    return hashlib.sha256(source.encode()).hexdigest(), tuple(project)
 
 
 def _is_module(name: str) -> bool:

@@ -45,13 +45,18 @@ def test_code_fingerprint_follows_the_source_of_the_module_and_its_sims_imports(
             return text + "\n# edited\n" if self == Path(target) else text
         return read_text
 
+    from generator.cache import _module_info
+
     monkeypatch.setattr(Path, "read_text", edited(sampling_module.__file__))
+    _module_info.cache_clear()  # files are memoised by (path, mtime, size); the edit keeps those
     assert code_fingerprint("generator.sims.sampling") != base
     # grids.py is not simulation code: the grid's value is in the key already
     import generator.grids as grids_module
 
     monkeypatch.setattr(Path, "read_text", edited(grids_module.__file__))
+    _module_info.cache_clear()
     assert code_fingerprint("generator.sims.sampling") == base
+    _module_info.cache_clear()
 
 
 def test_code_fingerprint_reads_empty_package_modules():

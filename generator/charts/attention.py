@@ -7,7 +7,7 @@ import json
 import altair as alt
 import numpy as np
 
-from generator.charts.common import OKABE_ITO, sig, visible_token
+from generator.charts.common import sig, visible_token
 from generator.sims.attention import AttentionResults
 
 WIDTH = 560
@@ -49,8 +49,8 @@ def heatmap(res: AttentionResults) -> alt.Chart:
     shown = " : ".join(f"view == '{v}' ? datum['{f}']" for v, f in zip(VIEWS[:-1], VIEW_FIELDS[:-1]))
     axis = {"labelExpr": f"{tokens}[datum.value]", "labelFontSize": 11}
     n_seq = len(res.tokens)
-    return alt.Chart(alt.Data(values=heatmap_rows(res)),
-                     title=f"Attention of the {model_label(res.n_layer, res.n_head)} model on a story").transform_filter(
+    title = f"Attention in the model with {model_label(res.n_layer, res.n_head)}, on a story"
+    return alt.Chart(alt.Data(values=heatmap_rows(res)), title=title).transform_filter(
         "datum.layer == pick_layer && datum.head == pick_head"
     ).transform_flatten(["key", "weight", "score", "weight without mask"]).transform_calculate(
         **{"key token": f"{tokens}[datum.key]",
@@ -87,8 +87,7 @@ def head_scores(res: AttentionResults) -> alt.LayerChart:
     points = alt.Chart(alt.Data(values=head_rows(res))).mark_point(filled=True, size=70, opacity=0.85).encode(
         x=alt.X("previous-token score:Q", title="previous-token score: mean weight on the token before"),
         y=alt.Y("induction score:Q", title="induction score: mean weight on what followed last time"),
-        color=alt.Color("model layers:O", scale=alt.Scale(range=OKABE_ITO[:3] + OKABE_ITO[5:6]),
-                        legend=alt.Legend(title="layers in the model")),
+        color=alt.Color("model layers:N", legend=alt.Legend(title="layers in the model")),
         shape=alt.Shape("layer:N", legend=alt.Legend(title="the head's layer")),
         tooltip=[alt.Tooltip("model:N"), alt.Tooltip("layer:O"), alt.Tooltip("head:O"),
                  alt.Tooltip("previous-token score:Q", format=".4f"),

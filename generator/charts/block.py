@@ -35,7 +35,7 @@ def norms(res: BlockResults) -> alt.Chart:
         tooltip=[alt.Tooltip("stage:N"), alt.Tooltip("position:O"), alt.Tooltip("token:N"),
                  alt.Tooltip("norm:Q", format=".4g")],
     ).properties(width=WIDTH, height=22 * len(res.stages),
-                 title=f"The residual stream's length, {model_label(res.n_layer, res.n_head)} model")
+                 title=f"The residual stream's length in the model with {model_label(res.n_layer, res.n_head)}")
 
 
 def lens_rows(res: BlockResults) -> list[dict]:

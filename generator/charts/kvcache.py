@@ -181,6 +181,8 @@ def facts(res: KVCacheResults) -> dict[str, object]:
         "ms_cached_short": 1e3 * float(t.seconds_cached[0]), "ms_uncached_short": 1e3 * float(t.seconds_uncached[0]),
         "ms_cached_long": 1e3 * float(t.seconds_cached[-1]), "ms_uncached_long": 1e3 * float(t.seconds_uncached[-1]),
         "speedup_long": float(t.seconds_uncached[-1] / t.seconds_cached[-1]),
+        "cached_growth": float(t.seconds_cached[-1] / t.seconds_cached[0]),
+        "uncached_growth": float(t.seconds_uncached[-1] / t.seconds_uncached[0]),
         "madds_ratio_long": float(res.timed_madds_uncached[-1] / res.timed_madds_cached[-1]),
         "gpt2_label": m.labels[gpt2], "shortest": f"{int(m.seq_lengths[0]):,}",
         "gpt2_shortest_bytes": f"{int(m.bytes[gpt2, fp16, 0, 0]):,}",
@@ -197,6 +199,7 @@ def facts(res: KVCacheResults) -> dict[str, object]:
         "llama70_longest_gib": float(m.bytes[llama70, fp16, 0, -1] / GIB),
         "llama7_longest_gib": float(m.bytes[llama7, fp16, 0, -1] / GIB),
         "longest": f"{int(m.seq_lengths[-1]):,}",
+        "batch_small": int(m.batch_sizes[0]), "batch_big": int(m.batch_sizes[min(1, len(m.batch_sizes) - 1)]),
         "tiny_token_bytes": per_token(tiny),
         "tiny_context_kib": per_token(tiny) * res.n_ctx / 1024,
     }

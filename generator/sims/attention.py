@@ -17,18 +17,15 @@ windows) and anything the models were not trained on.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
 
 import numpy as np
 
 from generator.grids import AttentionGrid, GridError, PretrainingGrid
 from generator.sims.attention_cost import attention_flops
 from generator.sims.gpt import gpt, softmax
-from generator.sims.pretraining import compute, model_configs
+from generator.sims.pretraining import Memo, compute, model_configs
 from generator.sims.stories import END, World, corpus, next_token_probs
-from generator.sims.train import TrainedModel, fitting_starts, train_model, windows
-
-Memo = Callable[[Callable[[Any], Any], Any], Any]
+from generator.sims.train import TrainConfig, TrainedModel, fitting_starts, train_model, windows
 
 # A real model to compare cost with: GPT-2 small's attention, 12 heads of 64 dimensions.
 REFERENCE_NAME, REFERENCE_N_HEAD, REFERENCE_D_HEAD = "GPT-2 small", 12, 64
@@ -80,12 +77,11 @@ class AttentionResults:
 def simulate(config: tuple[AttentionGrid, PretrainingGrid], memo: Memo = compute) -> AttentionResults:
     """Load the family (through memo), trace the chosen model on the prompt, score every head."""
     grid, family = config
-    if (grid.n_layer, grid.n_head) not in {(c.n_layer, c.n_head) for c in model_configs(family)}:
-        raise GridError(f"grids.attention.n_layer, n_head: ({grid.n_layer}, {grid.n_head}) is not "
-                        f"a model of the pretraining family {family.n_layers} x {family.n_heads}")
-    tokens = prompt_tokens(grid.prompt, family.n_ctx)
-    models = [memo(train_model, cfg) for cfg in model_configs(family)]
-    chosen = next(m for m in models if (m.config.n_layer, m.config.n_head) == (grid.n_layer, grid.n_head))
+    configs = model_configs(family)
+    chosen_config = family_member(grid.n_layer, grid.n_head, family, "grids.attention")
+    tokens = prompt_tokens(grid.prompt, family.n_ctx, "grids.attention")
+    models = [memo(train_model, cfg) for cfg in configs]
+    chosen = models[configs.index(chosen_config)]
     index = {w: i for i, w in enumerate(chosen.vocab)}
     trace = gpt(np.array([[index[w] for w in tokens]]), chosen.params, grid.n_head)
     scores = np.stack([b.scores[0] for b in trace.blocks]).astype(np.float64)  # [n_layer, n_head, n_seq, n_seq]
@@ -115,15 +111,24 @@ def simulate(config: tuple[AttentionGrid, PretrainingGrid], memo: Memo = compute
     )
 
 
-def prompt_tokens(prompt: str, n_ctx: int) -> tuple[str, ...]:
+def family_member(n_layer: int, n_head: int, family: PretrainingGrid, where: str) -> TrainConfig:
+    """The config of the family's model with n_layer layers and n_head heads; `where` names the grid."""
+    for cfg in model_configs(family):
+        if (cfg.n_layer, cfg.n_head) == (n_layer, n_head):
+            return cfg
+    raise GridError(f"{where}.n_layer, n_head: ({n_layer}, {n_head}) is not a model of the "
+                    f"pretraining family {family.n_layers} x {family.n_heads}")
+
+
+def prompt_tokens(prompt: str, n_ctx: int, where: str) -> tuple[str, ...]:
     """END and the prompt's words, checked: a story the grammar can tell, within the context."""
     words = prompt.split()
     try:
         next_token_probs(World(), words)
     except ValueError as exc:
-        raise GridError(f"grids.attention.prompt: not a story the grammar can tell ({exc})") from exc
+        raise GridError(f"{where}.prompt: not a story the grammar can tell ({exc})") from exc
     if len(words) + 1 > n_ctx:
-        raise GridError(f"grids.attention.prompt: {len(words)} words and END exceed the models' "
+        raise GridError(f"{where}.prompt: {len(words)} words and END exceed the models' "
                         f"context of {n_ctx} tokens")
     return (END, *words)
 

@@ -16,17 +16,14 @@ attention), and the larger models themselves: only their parameter counts.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
 
 import numpy as np
 
-from generator.grids import BlockGrid, GridError, PretrainingGrid
+from generator.grids import BlockGrid, PretrainingGrid
+from generator.sims.attention import family_member, prompt_tokens
 from generator.sims.gpt import gpt, layer_norm, softmax
-from generator.sims.pretraining import compute, model_configs
-from generator.sims.stories import END, World, next_token_probs
+from generator.sims.pretraining import Memo, compute
 from generator.sims.train import train_model
-
-Memo = Callable[[Callable[[Any], Any], Any], Any]
 
 COMPONENTS = ("embeddings", "attention", "MLP", "final LayerNorm")
 
@@ -60,19 +57,8 @@ class BlockResults:
 def simulate(config: tuple[BlockGrid, PretrainingGrid], memo: Memo = compute) -> BlockResults:
     """Load the chosen model (through memo), trace the prompt, read the stream at every stage."""
     grid, family = config
-    configs = {(c.n_layer, c.n_head): c for c in model_configs(family)}
-    if (grid.n_layer, grid.n_head) not in configs:
-        raise GridError(f"grids.block.n_layer, n_head: ({grid.n_layer}, {grid.n_head}) is not a "
-                        f"model of the pretraining family {family.n_layers} x {family.n_heads}")
-    words = grid.prompt.split()
-    try:
-        next_token_probs(World(), words)
-    except ValueError as exc:
-        raise GridError(f"grids.block.prompt: not a story the grammar can tell ({exc})") from exc
-    if len(words) + 1 > family.n_ctx:
-        raise GridError(f"grids.block.prompt: {len(words)} words and END exceed the context of {family.n_ctx}")
-    model = memo(train_model, configs[grid.n_layer, grid.n_head])
-    tokens = (END, *words)
+    tokens = prompt_tokens(grid.prompt, family.n_ctx, "grids.block")
+    model = memo(train_model, family_member(grid.n_layer, grid.n_head, family, "grids.block"))
     index = {w: i for i, w in enumerate(model.vocab)}
     ids = np.array([[index[w] for w in tokens]])  # [1, n_seq]
     trace = gpt(ids, model.params, grid.n_head)
@@ -90,8 +76,7 @@ def simulate(config: tuple[BlockGrid, PretrainingGrid], memo: Memo = compute) ->
         norms=np.stack([np.linalg.norm(s.astype(np.float64), axis=-1) for s in streams]),
         top_token=tuple(tuple(model.vocab[i] for i in row) for row in top),
         top_prob=probs.max(axis=-1),
-        next_prob=np.take_along_axis(probs[:, :-1], np.broadcast_to(ids[:, 1:, None], (len(streams), ids.shape[1] - 1, 1)),
-                                     axis=-1)[..., 0],
+        next_prob=probs[:, np.arange(len(tokens) - 1), ids[0, 1:]],  # [n_stage, n_seq - 1]
         final_logits=trace.logits[0].astype(np.float64),
         params=(count_params(f"this chapter's model ({grid.n_layer} layers)", grid.n_layer, family.n_embd,
                              len(model.vocab), family.n_ctx),

@@ -23,23 +23,14 @@ import os
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
 
 import numpy as np
 
 from generator.grids import KV_PRECISION_BYTES, GridError, KVCacheGrid, PretrainingGrid
 from generator.sims.attention_cost import _ONE_THREAD, machine_description, seconds_per_call
 from generator.sims.gpt import attention, gelu, gpt, init_params, layer_norm, linear, merge_heads, split_heads
-from generator.sims.pretraining import model_configs
+from generator.sims.pretraining import Memo, compute, model_configs
 from generator.sims.train import TrainConfig, TrainedModel, train_model
-
-Memo = Callable[[Callable[[Any], Any], Any], Any]
-
-
-def compute(fn: Callable[[Any], Any], config: Any) -> Any:
-    """The memo that caches nothing: fn(config)."""
-    return fn(config)
-
 
 # ---------------------------------------------------------------------------------------------
 # Decoding with a cache
@@ -164,7 +155,7 @@ class TimingConfig:
     n_vocab: int
     lengths: tuple[int, ...]
     seed: int
-    rounds: int = 3
+    rounds: int = 5
 
 
 @dataclass(frozen=True)
@@ -267,7 +258,8 @@ def decoding_model(grid: KVCacheGrid, family: PretrainingGrid) -> TrainConfig:
                 if (cfg.n_layer, cfg.n_head) == (grid.model_layers, grid.model_heads))
 
 
-def cast(params, dtype):  # params -> params
+def cast(params, dtype):  # params, dtype -> params
+    """Every weight converted to dtype."""
     if isinstance(params, dict):
         return {k: cast(v, dtype) for k, v in params.items()}
     if isinstance(params, list):

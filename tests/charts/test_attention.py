@@ -63,7 +63,8 @@ def test_head_scores_carry_every_head_and_the_uniform_reference():
         assert (r["model layers"], r["layer"], r["head"]) == (n_l, l, hd)
         assert r["model"] == charts.model_label(int(n_l), int(n_h))
         assert close(r["previous-token score"], p) and close(r["induction score"], s)
-    assert uniform == [{"reference": "uniform attention", "previous-token score": pytest.approx(h.uniform_previous_token, rel=1e-5),
+    assert uniform == [{"reference": "uniform attention",
+                        "previous-token score": pytest.approx(h.uniform_previous_token, rel=1e-5),
                         "induction score": pytest.approx(h.uniform_induction, rel=1e-5)}]
 
 

@@ -76,7 +76,8 @@ def component_of(name: str) -> str:
     return "attention" if ".attn." in name or ".ln_1." in name else "MLP"
 
 
-@pytest.mark.parametrize("n_layer,n_embd,n_vocab,n_ctx", [(1, 4, 10, 8), (2, 16, 92, 32), (4, 32, 92, 64), (3, 24, 7, 5)])
+@pytest.mark.parametrize("n_layer,n_embd,n_vocab,n_ctx",
+                         [(1, 4, 10, 8), (2, 16, 92, 32), (4, 32, 92, 64), (3, 24, 7, 5)])
 def test_parameter_formula_equals_counting_the_arrays(n_layer, n_embd, n_vocab, n_ctx):
     params = gpt.init_params(n_vocab, n_ctx, n_embd, n_layer, np.random.default_rng(0))
     counted = dict.fromkeys(b.COMPONENTS, 0)
