@@ -9,7 +9,6 @@ bytes do not match its sidecar, or that fails to load, is deleted and recomputed
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import functools
 import hashlib
@@ -18,6 +17,7 @@ import io
 import json
 import logging
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, TypeVar
@@ -52,8 +52,13 @@ class Cache:
 
     # -- results of simulations ---------------------------------------------------------------
 
-    def result(self, fn: Callable[[Any], T], config: Any) -> T:
-        """fn(config), from the cache when an intact entry for (config, fn's code) exists."""
+    def result(self, fn: Callable[..., T], config: Any, *,
+               compute: Callable[[Any], T] | None = None) -> T:
+        """fn(config), from the cache when an intact entry for (config, fn's code) exists.
+
+        `compute(config)` stands in for fn(config) when fn needs more than the config (say, a
+        memo for its parts); the entry is still keyed by fn's name and code.
+        """
         name = f"{fn.__module__}.{fn.__qualname__}"
         key = result_key(fn, config)
         path = self.root / "results" / f"{fn.__module__.rsplit('.', 1)[-1]}-{key[:24]}.npz"
@@ -69,7 +74,7 @@ class Cache:
                     self.hits.append(name)
                     return value
         self.misses.append(name)
-        value = fn(config)
+        value = (compute or fn)(config)
         if self.enabled:
             self._write(path, _pack(value))
         return value
@@ -180,25 +185,40 @@ def code_fingerprint(module_name: str, scopes: tuple[str, ...] = (_CODE_SCOPE,))
     return _digest([f"{n}\n{seen[n]}" for n in sorted(seen)])
 
 
+_IMPORT = re.compile(
+    r"^[ \t]*(?:from[ \t]+(?P<base>\.*[\w.]*)[ \t]+import[ \t]+(?P<names>\([^)]*\)|[^\n#]+)"
+    r"|import[ \t]+(?P<modules>[^\n#]+))", re.M)
+
+
 @functools.lru_cache(maxsize=1024)
 def _module_info(name: str, path: str, mtime_ns: int, size: int) -> tuple[str, tuple[str, ...]]:
-    """A module file's sha256 and the project modules it imports; memoised per file version."""
+    """A module file's sha256 and the project modules it imports; memoised per file version.
+
+    Imports are found line by line (an import-like line in a docstring only adds a module to
+    the fingerprint, which is harmless); parsing every file's syntax tree costs far more.
+    """
     source = Path(path).read_text(encoding="utf-8")
     is_package = Path(path).name == "__init__.py"
     package = name if is_package else name.rpartition(".")[0]
     found = []
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            found += [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
-                base = f"{parent}.{base}" if base else parent
-            found.append(base)
-            found += [f"{base}.{a.name}" for a in node.names]
+    for m in _IMPORT.finditer(source):
+        if m["modules"]:
+            found += [_first_word(part) for part in m["modules"].split(",")]
+            continue
+        base = m["base"]
+        level = len(base) - len(base.lstrip("."))
+        base = base.lstrip(".")
+        if level:
+            parent = package.rsplit(".", level - 1)[0] if level > 1 else package
+            base = f"{parent}.{base}" if base else parent
+        found.append(base)
+        found += [f"{base}.{_first_word(part)}" for part in m["names"].strip("()").split(",") if part.strip()]
     project = [n for n in dict.fromkeys(found) if n.split(".")[0] == _PACKAGE and _is_module(n)]
     return hashlib.sha256(source.encode()).hexdigest(), tuple(project)
+
+
+def _first_word(text: str) -> str:
+    return text.split()[0] if text.split() else ""
 
 
 def _is_module(name: str) -> bool:

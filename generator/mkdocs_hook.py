@@ -62,10 +62,12 @@ def on_post_page(output, page, config):
     src = page.file.src_uri
     rendered = site.pages.get(src)
     try:
+        if rendered is not None:
+            output = rendered.html(output)
         _state["publish"].check_budget(
             src, len(output.encode()), site.budgets.get(src, _state["build"].DEFAULT_PAGE_BUDGET),
             rendered.chart_bytes if rendered else {})
-    except _state["publish"].BudgetError as exc:
+    except (_state["publish"].BudgetError, ValueError) as exc:
         raise PluginError(str(exc)) from exc
     return output
 

@@ -109,3 +109,30 @@ def test_a_failing_simulation_writes_nothing(tmp_path):
     with pytest.raises(RuntimeError):
         Cache(tmp_path).result(broken, SamplingGrid())
     assert not list(tmp_path.rglob("*.npz"))
+
+
+def test_import_scan_finds_every_project_import_the_syntax_tree_has():
+    """The fast line scan behind code fingerprints against a full parse, on every module."""
+    import ast
+    from pathlib import Path
+
+    from generator.cache import _is_module, _module_info
+    from tests.conftest import ROOT
+
+    for path in sorted((ROOT / "generator").rglob("*.py")):
+        name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        expected = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                expected |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                    base = f"{parent}.{base}" if base else parent
+                expected |= {base} | {f"{base}.{a.name}" for a in node.names}
+        expected = {n for n in expected if n.split(".")[0] == "generator" and _is_module(n)}
+        stat = path.stat()
+        found = set(_module_info(name, str(path), stat.st_mtime_ns, stat.st_size)[1])
+        assert expected <= found, (name, expected - found)

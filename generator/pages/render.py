@@ -33,6 +33,13 @@ class RenderedPage:
     markdown: str
     specs: dict[str, str] = field(default_factory=dict)  # site path -> Vega-Lite JSON
     chart_bytes: dict[str, int] = field(default_factory=dict)  # chart name -> bytes on the page
+    # slot marker -> the chart's HTML. Charts reach the page after Markdown and search indexing
+    # (see fill_slots): their data tables would cost seconds to parse and flood search results.
+    slots: dict[str, str] = field(default_factory=dict)
+
+    def html(self, rendered: str) -> str:
+        """The page's rendered HTML with every chart put in its slot."""
+        return fill_slots(rendered, self.slots)
 
 
 def render_page(content_dir: Path, source: str, figures: Mapping[str, Any] | None = None,
@@ -58,7 +65,9 @@ def render_page(content_dir: Path, source: str, figures: Mapping[str, Any] | Non
         markup = embed(name=f"{slug}-{name}", spec=spec, spec_json=spec_json,
                        href=_relative(source, spec_path), caption=caption)
         page.chart_bytes[name] = len(markup.encode())
-        return markup
+        marker = f'<div class="explorable-slot" data-slot="{html.escape(slug)}-{html.escape(name)}"></div>'
+        page.slots[marker] = str(markup)
+        return Markup(f"\n\n{marker}\n\n")
 
     env = _environment(content_dir)
     template = env.get_template(source)
@@ -68,6 +77,15 @@ def render_page(content_dir: Path, source: str, figures: Mapping[str, Any] | Non
         raise ValueError(f"content/{source}: charts never placed: {', '.join(unused)}")
     page.markdown = GENERATED_BANNER.format(source=source) + body
     return page
+
+
+def fill_slots(rendered: str, slots: Mapping[str, str]) -> str:
+    """Replace each chart's slot marker in rendered HTML with the chart; every slot must be there."""
+    for marker, markup in slots.items():
+        if rendered.count(marker) != 1:
+            raise ValueError(f"chart slot {marker} appears {rendered.count(marker)} times in the page")
+        rendered = rendered.replace(marker, markup)
+    return rendered
 
 
 def embed(name: str, spec: dict, spec_json: str, href: str, caption: str = "") -> Markup:
@@ -87,7 +105,7 @@ def embed(name: str, spec: dict, spec_json: str, href: str, caption: str = "") -
         f'<details class="explorable-table"><summary>Data table</summary>{tables}</details>',
         "</figure>",
     ]
-    return Markup("\n\n" + "".join(parts) + "\n\n")
+    return Markup("".join(parts))
 
 
 # ---------------------------------------------------------------------------------------------

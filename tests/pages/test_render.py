@@ -28,11 +28,13 @@ def embedded_specs(markdown):
 def test_chart_is_embedded_downloadable_and_has_a_table(tmp_path):
     rows = [{"token": "a", "probability": 0.25}, {"token": "b", "probability": 0.75}]
     page = render_page(write(tmp_path, "# T\n\n{{ chart('bars') }}\n"), "page.md", {"bars": bar_chart(rows)})
-    (spec,) = embedded_specs(page.markdown)
+    assert "<td>" not in page.markdown  # the chart waits in a slot, out of Markdown's way
+    html = page.html(page.markdown)
+    (spec,) = embedded_specs(html)
     assert spec["data"]["values"] == rows
     assert json.loads(page.specs["specs/page/bars.vl.json"]) == spec
-    assert 'href="specs/page/bars.vl.json" download' in page.markdown
-    assert "<td>0.25</td>" in page.markdown and '<th scope="col">probability</th>' in page.markdown
+    assert 'href="specs/page/bars.vl.json" download' in html
+    assert "<td>0.25</td>" in html and '<th scope="col">probability</th>' in html
     assert page.markdown.startswith("<!-- Generated")
     assert page.chart_bytes["bars"] > 0
 
@@ -42,9 +44,10 @@ def test_text_from_data_is_escaped_everywhere(tmp_path):
     rows = [{"token": evil, "probability": 1.0}]
     page = render_page(write(tmp_path, "Prompt: {{ facts.prompt }}\n\n{{ chart('bars') }}\n"), "page.md",
                        {"bars": bar_chart(rows, title=evil)}, {"prompt": evil})
-    assert "<script>" not in page.markdown
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.markdown
-    (spec,) = embedded_specs(page.markdown)  # the attribute survives intact and decodes exactly
+    html = page.html(page.markdown)
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    (spec,) = embedded_specs(html)  # the attribute survives intact and decodes exactly
     assert spec["data"]["values"][0]["token"] == evil
 
 
@@ -80,3 +83,13 @@ def test_jinja_inside_a_formula_is_refused():
 
 def test_prices_with_dollar_signs_and_spaces_are_not_math():
     assert tex_to_mathml("costs $ 5 and $ 6") == "costs $ 5 and $ 6"
+
+
+def test_a_lost_or_doubled_slot_is_an_error(tmp_path):
+    page = render_page(write(tmp_path, "{{ chart('bars') }}\n"), "page.md",
+                       {"bars": bar_chart([{"token": "x", "probability": 1.0}])})
+    with pytest.raises(ValueError, match="appears 0 times"):
+        page.html("<p>no slot here</p>")
+    (marker,) = page.slots
+    with pytest.raises(ValueError, match="appears 2 times"):
+        page.html(marker + marker)
