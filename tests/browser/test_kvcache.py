@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from tests.charts.specs import inline_data
 from tests.browser.pages import open_page
 
 pytestmark = pytest.mark.slow
@@ -16,21 +17,7 @@ pytestmark = pytest.mark.slow
 def spec_rows(site, name, field):
     """The inline dataset of a built chart whose rows have `field`."""
     spec = json.loads((site / "specs" / "kvcache" / f"{name}.vl.json").read_text())
-    found = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            data = node.get("data")
-            if isinstance(data, dict) and data.get("values") and field in data["values"][0]:
-                found.append(data["values"])
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(spec)
-    return found[0]
+    return next(rows for rows in inline_data(spec) if rows and field in rows[0])
 
 
 def labels(page, figure, role):
