@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from generator import assets, knowledge_base
 from generator.cache import Cache, code_fingerprint, result_key
+from generator.charts import alignment as alignment_charts
 from generator.charts import attention as attention_charts
 from generator.charts import block as block_charts
 from generator.charts import kvcache as kvcache_charts
@@ -26,6 +27,7 @@ from generator.charts import rag as rag_charts
 from generator.grids import Grids
 from generator.pages import tokens as tokens_page
 from generator.pages.render import RenderedPage, render_page
+from generator.sims import alignment as alignment_sim
 from generator.sims import attention as attention_sim
 from generator.sims import block as block_sim
 from generator.sims import kvcache as kvcache_sim
@@ -84,6 +86,8 @@ CHAPTERS: tuple[Chapter, ...] = (
                               pretraining_charts.sampling_facts),)),
     Chapter("pretraining.md", "pretraining", pretraining_sim.simulate, pretraining_charts.figures,
             pretraining_charts.facts, budget_bytes=300_000, memoised=True),
+    Chapter("alignment.md", "alignment", alignment_sim.simulate, alignment_charts.figures,
+            alignment_charts.facts, budget_bytes=300_000, memoised=True, reads="pretraining"),
     Chapter("kvcache.md", "kvcache", kvcache_sim.simulate, kvcache_charts.figures,
             kvcache_charts.facts, budget_bytes=300_000, memoised=True, reads="pretraining"),
     Chapter("attention.md", "attention", attention_sim.simulate, attention_charts.figures,

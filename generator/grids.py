@@ -419,6 +419,45 @@ class KVCacheGrid:
 
 
 @dataclass(frozen=True)
+class AlignmentGrid:
+    """Fine-tuning and preference tuning: one pretrained model of the family taught a new format
+    by supervised fine-tuning, then a preference by DPO (one run per beta)."""
+
+    # The pretrained model (from the pretraining family, read from the cache).
+    n_layer: int = field(default=2, metadata=bounded(1, 12))
+    n_head: int = field(default=2, metadata=bounded(1, 16))
+    # Stories drawn for the demonstrations and preference pairs; only those whose story,
+    # recap and END fit the context are kept.
+    train_stories: int = field(default=1000, metadata=bounded(1, 100_000))
+    heldout_stories: int = field(default=96, metadata=bounded(1, 100_000))
+    batch_size: int = field(default=16, metadata=bounded(2, 1024))  # sequences a step (DPO: half as many pairs)
+    sft_steps: int = field(default=160, metadata=bounded(1, 100_000))
+    sft_learning_rate: float = field(default=0.0015, metadata=positive(0.0, 1.0))
+    dpo_steps: int = field(default=60, metadata=bounded(1, 100_000))
+    # Small: larger rates push both responses down and drift far from the reference.
+    dpo_learning_rate: float = field(default=0.00005, metadata=positive(0.0, 1.0))
+    warmup_steps: int = field(default=10, metadata=bounded(0, 100_000))
+    grad_clip: float = field(default=1.0, metadata=positive(0.0, 1000.0))
+    eval_every: int = field(default=10, metadata=bounded(1, 100_000))
+    betas: tuple[float, ...] = field(default=(0.1, 0.5), metadata=positive(0.0, 100.0, grid=True))
+    # The preference: endings with this feeling are chosen over endings with any other.
+    preferred: str = field(default="happy", metadata=text(20))
+    # The held-out story whose next-token distributions the page shows.
+    shown_story: int = field(default=0, metadata=bounded(0))
+    shown_tokens: int = field(default=6, metadata=bounded(1, 32))
+    seed: int = field(default=0, metadata=bounded(0))
+
+    def __post_init__(self) -> None:
+        validate(self, "grids.alignment")
+        if self.warmup_steps >= min(self.sft_steps, self.dpo_steps):
+            raise GridError(f"grids.alignment.warmup_steps: {self.warmup_steps} must be fewer than "
+                            f"the {min(self.sft_steps, self.dpo_steps)} steps of each stage")
+        if self.shown_story >= self.heldout_stories:
+            raise GridError(f"grids.alignment.shown_story: {self.shown_story} is not one of the "
+                            f"{self.heldout_stories} held-out stories")
+
+
+@dataclass(frozen=True)
 class Grids:
     """Every simulation's grid; one field per chapter."""
 
@@ -427,6 +466,7 @@ class Grids:
     attention: AttentionGrid = field(default_factory=AttentionGrid)
     block: BlockGrid = field(default_factory=BlockGrid)
     pretraining: PretrainingGrid = field(default_factory=PretrainingGrid)
+    alignment: AlignmentGrid = field(default_factory=AlignmentGrid)
     rag: RagGrid = field(default_factory=RagGrid)
     kvcache: KVCacheGrid = field(default_factory=KVCacheGrid)
 

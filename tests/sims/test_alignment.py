@@ -1,0 +1,166 @@
+"""The alignment chapter's sims: DPO's and SFT's gradients against finite differences, DPO's loss
+worked by hand, the demonstrations and pairs against the stories, and the stages' effects."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from generator.grids import AlignmentGrid, GridError, PretrainingGrid
+from generator.sims import alignment as al
+from generator.sims.attention import family_member
+from generator.sims.gpt import init_params, leaves
+from generator.sims.stories import END, World, corpus, vocabulary
+
+FAMILY = PretrainingGrid(n_layers=(1, 2), n_heads=(1, 2), n_embd=16, n_ctx=64, batch_size=4, steps=20,
+                         warmup_steps=5, eval_every=10, checkpoints=(0, 20), train_stories=100,
+                         heldout_stories=8, prompt="once upon a time , there was")
+GRID = AlignmentGrid(train_stories=60, heldout_stories=24, sft_steps=20, sft_learning_rate=0.003, dpo_steps=20,
+                     dpo_learning_rate=0.001, warmup_steps=2, eval_every=5, batch_size=8)
+CALLS = []
+
+
+def recording_memo(fn, config):
+    CALLS.append((fn.__name__, config))
+    return fn(config)
+
+
+RES = al.simulate((GRID, FAMILY), recording_memo)
+VOCAB = vocabulary(World())
+
+
+def tiny_pairs(rng, n_pair=3, n_seq=6, n_vocab=7):
+    x = rng.integers(0, n_vocab, (2 * n_pair, n_seq))
+    y = rng.integers(0, n_vocab, (2 * n_pair, n_seq))
+    mask = np.zeros((2 * n_pair, n_seq))
+    for b in range(2 * n_pair):
+        mask[b, rng.integers(1, n_seq - 1):] = 1
+    return al.Sequences(x, y, mask)
+
+
+def finite_difference_check(loss_fn, params, grads, rng, n_checks=4):
+    for (name, p), (_, g) in zip(leaves(params), leaves(grads)):
+        for _ in range(n_checks):
+            i = tuple(rng.integers(0, s) for s in p.shape)
+            old = p[i]
+            p[i] = old + 1e-6
+            up = loss_fn()
+            p[i] = old - 1e-6
+            down = loss_fn()
+            p[i] = old
+            assert g[i] == pytest.approx((up - down) / 2e-6, rel=1e-4, abs=1e-8), name
+
+
+def test_dpo_gradient_matches_finite_differences_in_float64():
+    rng = np.random.default_rng(0)
+    params = init_params(7, 6, 8, 1, rng, dtype=np.float64)
+    params = {**params, "wte": params["wte"] * 50}  # larger logits: margins away from 0
+    pairs = tiny_pairs(rng)
+    ref_logp = rng.normal(-4, 1, len(pairs.x))
+    _, _, grads = al.dpo_gradient(params, 2, pairs, ref_logp, beta=0.7)
+    finite_difference_check(lambda: al.dpo_gradient(params, 2, pairs, ref_logp, 0.7)[0], params, grads, rng)
+
+
+def test_sft_gradient_matches_finite_differences_in_float64():
+    rng = np.random.default_rng(1)
+    params = init_params(7, 6, 8, 1, rng, dtype=np.float64)
+    demos = tiny_pairs(rng)
+    _, grads = al.sft_gradient(params, 2, demos)
+    finite_difference_check(lambda: al.sft_gradient(params, 2, demos)[0], params, grads, rng)
+
+
+def test_dpo_loss_worked_by_hand_on_two_token_responses():
+    # Two-token vocabulary; logits log(p), log(1 - p) give the next token probability p exactly.
+    def logits(*ps):
+        return np.log([[[p, 1 - p] for p in ps]])
+
+    s = al.Sequences(np.zeros((1, 3), int), np.zeros((1, 3), int), np.array([[0.0, 1, 1]]))
+    policy_w = al.sequence_log_probs(logits(0.9, 0.5, 0.8), s)  # the first token is prompt: not counted
+    policy_l = al.sequence_log_probs(logits(0.9, 0.5, 0.25), s)
+    reference = al.sequence_log_probs(logits(0.1, 0.5, 0.5), s)
+    assert policy_w[0] == pytest.approx(math.log(0.4))
+    loss, d_w, d_l, margin = al.dpo_loss(policy_w, policy_l, reference, reference, beta=1.0)
+    # beta [(log .4 - log .25) - (log .125 - log .25)] = log 3.2; -log sigmoid(log 3.2) = log(1 + 1/3.2)
+    assert margin[0] == pytest.approx(math.log(3.2))
+    assert loss == pytest.approx(math.log(1.3125))
+    assert d_w[0] == pytest.approx(-1 / 4.2) and d_l[0] == pytest.approx(1 / 4.2)  # -/+ sigmoid(-margin)
+    assert al.dpo_loss(*np.log([[0.5], [0.25], [0.25], [0.5]]), beta=1.0)[0] == pytest.approx(-math.log(0.8))
+
+
+def test_only_the_chosen_pretrained_model_is_read_through_the_memo():
+    assert CALLS == [("train_model", family_member(2, 2, FAMILY, "grids.alignment"))]
+
+
+def test_demonstrations_recap_who_had_what_and_learn_only_real_tokens():
+    stories = al.fitting_stories(corpus(World(), 30, [0, 10]), FAMILY.n_ctx)
+    demos = al.demonstrations(stories, VOCAB, FAMILY.n_ctx, whole=False)
+    for b, s in enumerate(stories):
+        words = [VOCAB[i] for i in s]
+        had = words.index("had")
+        assert words[had + 1] in ("a", "an") and words[had + 4] == "."
+        response = [VOCAB[i] for i in demos.y[b][demos.mask[b] > 0]]
+        assert response == [words[had - 1], "had", "the", words[had + 3], ".", END]
+        assert list(demos.x[b, :len(s)]) == s
+    whole = al.demonstrations(stories, VOCAB, FAMILY.n_ctx, whole=True)
+    assert (whole.mask.sum(axis=1) == [len(s) - 1 + al.RECAP_LENGTH + 1 for s in stories]).all()
+
+
+def test_pairs_share_the_prompt_and_differ_only_in_the_feeling():
+    stories = al.fitting_stories(corpus(World(), 30, [0, 10]), FAMILY.n_ctx)
+    pairs = al.preference_pairs(stories, "happy", VOCAB, FAMILY.n_ctx, np.random.default_rng(0))
+    for i in range(len(stories)):
+        w, l = 2 * i, 2 * i + 1
+        differ = np.flatnonzero(pairs.y[w] != pairs.y[l])
+        assert len(differ) == 1
+        assert (np.flatnonzero(pairs.x[w] != pairs.x[l]) == differ + 1).all()  # the feeling, read next
+        assert VOCAB[pairs.y[w, differ[0]]] == "happy"
+        assert VOCAB[pairs.y[l, differ[0]]] in ("sad", "tired", "proud")
+        assert VOCAB[pairs.x[w, differ[0]]] == "were" and pairs.mask[w, differ[0]] == 1
+        assert [VOCAB[t] for t in pairs.y[w][pairs.mask[w] > 0]] == ["happy", ".", END]
+
+
+def test_sft_lowers_the_recap_loss_and_dpo_raises_the_win_rate():
+    assert RES.sft.recap_loss[0] == pytest.approx(RES.pretrained_recap_loss)
+    assert RES.sft.recap_loss[-1] < RES.sft.recap_loss[0] - 1  # bits per recap token
+    assert RES.sft.train_loss[-5:].mean() < RES.sft.train_loss[:5].mean()
+    for run in RES.dpo:
+        assert run.loss[0] == pytest.approx(math.log(2))  # the policy starts as the reference
+        assert run.margin[0] == 0 and run.kl[0] == pytest.approx(0, abs=1e-12)
+        assert run.loss[-1] < run.loss[0] and run.margin[-1] > 0 and run.kl[-1] > 0
+        assert run.win_rate[-1] > run.win_rate[0]
+
+
+def test_next_token_distributions_are_distributions_for_every_stage():
+    assert RES.stages == ("pretrained", "SFT", "DPO, β = 0.1", "DPO, β = 0.5")
+    for nt in RES.next_tokens:
+        assert nt.probs.shape == (4, len(VOCAB))
+        assert np.allclose(nt.probs.sum(axis=1), 1)
+    assert RES.next_tokens[1].prompt.endswith("were") and RES.next_tokens[1].target == "happy"
+
+
+def test_same_config_gives_identical_results():
+    again = al.simulate((GRID, FAMILY))
+    assert np.array_equal(again.sft.train_loss, RES.sft.train_loss)
+    assert np.array_equal(again.sft.exact, RES.sft.exact)
+    for a, b in zip(again.dpo, RES.dpo):
+        assert np.array_equal(a.train_loss, b.train_loss) and np.array_equal(a.kl, b.kl)
+    assert all(np.array_equal(a.probs, b.probs) for a, b in zip(again.next_tokens, RES.next_tokens))
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"preferred": "hungry"}, "grids.alignment.preferred"),
+    ({"n_layer": 3}, "grids.alignment.n_layer"),
+])
+def test_bad_settings_name_their_field(change, field):
+    grid = AlignmentGrid(**{**{"train_stories": 10, "heldout_stories": 4, "batch_size": 2}, **change})
+    with pytest.raises(GridError, match=field):
+        al.simulate((grid, FAMILY))
+
+
+def test_grid_checks_its_own_fields():
+    with pytest.raises(GridError, match="grids.alignment.shown_story"):
+        AlignmentGrid(heldout_stories=4, shown_story=4)
+    with pytest.raises(GridError, match=r"grids.alignment.betas"):
+        AlignmentGrid(betas=(0.5, 0.1))
