@@ -62,6 +62,7 @@ _ADMONITION = re.compile(r'^[ \t]*(?:!!!|\?\?\?\+?)[ \t]*\w+(?:[ \t]+"([^"\n]*)"
 _HEADING = re.compile(r"^[ \t]{0,3}#{1,6}[ \t]+(.*?)[ \t]*#*[ \t]*$", re.M)
 _LIST_MARK = re.compile(r"^[ \t]*(?:[-*+]|\d+[.)])[ \t]+", re.M)
 _EMPHASIS = re.compile(r"(\*\*|__|\*|\b_)(\S(?:.*?\S)?)\1", re.S)
+_EMPTY_EMPHASIS = re.compile(r"(\*\*|__)\s*\1")
 _TABLE_RULE = re.compile(r"^[ \t]*\|?[ \t]*:?-{3,}.*$", re.M)
 _TABLE_ROW = re.compile(r"^[ \t]*\|.*\|[ \t]*$", re.M)
 
@@ -73,6 +74,7 @@ def plain_text(markdown: str) -> str:
     'Top-k\\n\\nTop-k keeps tokens: p i.'
     """
     text = _JINJA.sub("", markdown)
+    text = _EMPTY_EMPHASIS.sub("", text)  # markers left around a removed Jinja expression
     text = _FENCE.sub("", text)
     text = _DISPLAY_MATH.sub(lambda m: "\n\n" + tex_words(m.group(1)) + "\n\n", text)
     text = _INLINE_MATH.sub(lambda m: tex_words(m.group(1)), text)

@@ -155,3 +155,7 @@ def test_bad_rag_grid_values_name_the_field(overrides, message):
     with pytest.raises(GridError) as err:
         load_grids({"rag": overrides})
     assert message in str(err.value)
+
+
+def test_emphasis_around_a_removed_jinja_expression_leaves_no_markers():
+    assert kb.plain_text("end **{{ facts.word }}**. Then **bold** text") == "end . Then bold text"
