@@ -31,6 +31,7 @@ BUILD_BUDGETS = {
 SIMULATION_BUDGETS = {
     "pretraining.md": 120.0,  # training the whole tiny-GPT family
     "rag.md": 20.0,  # the retrieval grid
+    "alignment.md": 20.0,  # fine-tuning and preference tuning on top of a pretrained model
 }
 ENCODINGS_BUDGET = 2.0  # loading every tiktoken encoding from an empty cache
 BUNDLE = "assets/vendor/vega-bundle.js"
