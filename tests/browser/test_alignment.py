@@ -26,16 +26,6 @@ def labels(page, selector):
         selector, "els => els.map(e => e.getAttribute('aria-label'))") if label]
 
 
-@pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_page_draws_offline_without_errors(browser, site, scheme):
-    visit = open_page(browser, site.as_uri(), "alignment.html", color_scheme=scheme)
-    page = visit.page
-    assert visit.errors == []
-    assert visit.external_requests() == []
-    assert page.eval_on_selector_all(".explorable-chart", "els => els.map(e => !!e.querySelector('svg'))") == [True] * 3
-    page.context.close()
-
-
 def test_beta_radio_shows_that_runs_curves(browser, site):
     visit = open_page(browser, site.as_uri(), "alignment.html")
     page = visit.page

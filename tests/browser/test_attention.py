@@ -48,17 +48,6 @@ def redrawn(page, expected, timeout_ms=10_000):
     return cells
 
 
-@pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_page_draws_offline_without_errors(browser, site, scheme):
-    visit = open_page(browser, site.as_uri(), "attention.html", color_scheme=scheme)
-    page = visit.page
-    assert visit.errors == []
-    assert visit.external_requests() == []
-    assert page.eval_on_selector_all(".explorable-chart", "els => els.map(e => !!e.querySelector('svg'))") == [True] * 3
-    assert page.locator(".md-content math").count() > 0  # the formulas reach the page as MathML
-    page.context.close()
-
-
 @pytest.mark.parametrize("layer,head,view,field", [
     (1, 1, "weights (causal mask)", "weight"),
     (2, 3, "weights without the mask", "weight without mask"),

@@ -13,16 +13,6 @@ from tests.charts.specs import inline_data
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_page_draws_offline_without_errors(browser, site, scheme):
-    visit = open_page(browser, site.as_uri(), "block.html", color_scheme=scheme)
-    page = visit.page
-    assert visit.errors == []
-    assert visit.external_requests() == []
-    assert page.eval_on_selector_all(".explorable-chart", "els => els.map(e => !!e.querySelector('svg'))") == [True] * 3
-    page.context.close()
-
-
 def test_logit_lens_cells_show_the_precomputed_values(browser, site):
     visit = open_page(browser, site.as_uri(), "block.html")
     page = visit.page

@@ -25,18 +25,6 @@ def labels(page, figure, role):
                                      "els => els.map(e => e.getAttribute('aria-label') || '')")
 
 
-@pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_page_draws_every_chart_offline_without_errors(browser, site, scheme):
-    visit = open_page(browser, site.as_uri(), "kvcache.html", color_scheme=scheme)
-    page = visit.page
-    rendered = page.eval_on_selector_all(".md-content .explorable-chart", "els => els.map(e => e.getAttribute('data-rendered'))")
-    assert rendered == [scheme] * 4
-    assert page.locator(".md-content svg").count() >= 4
-    assert visit.errors == []
-    assert visit.external_requests() == []
-    page.context.close()
-
-
 @pytest.mark.parametrize("step", [1, 4, 10])
 def test_step_slider_shows_the_rows_reused_and_the_one_written(browser, site, step):
     rows = spec_rows(site, "growth", "key")

@@ -33,15 +33,6 @@ def highlighted_points(page):
     return points
 
 
-def test_page_draws_offline_without_errors(browser, site):
-    visit = open_page(browser, site.as_uri(), "pretraining.html")
-    page = visit.page
-    assert visit.errors == []
-    assert visit.external_requests() == []
-    assert page.eval_on_selector_all(".explorable-chart", "els => els.map(e => !!e.querySelector('svg'))") == [True] * 3
-    page.context.close()
-
-
 def test_model_radios_highlight_the_chosen_models_curves(browser, site):
     visit = open_page(browser, site.as_uri(), "pretraining.html")
     page = visit.page

@@ -42,17 +42,6 @@ def flat(text):
     return " ".join(text.split())
 
 
-@pytest.mark.parametrize("how", ["file", "http"])
-def test_every_chart_draws_with_no_error_and_no_external_request(browser, site, site_url, how):
-    base = site.as_uri() if how == "file" else site_url
-    visit = open_page(browser, base, "rag.html")
-    states = visit.page.eval_on_selector_all(".explorable-chart", "els => els.map(e => e.getAttribute('data-rendered'))")
-    assert len(states) == 6 and "error" not in states
-    assert visit.errors == []
-    assert visit.external_requests() == []
-    visit.page.context.close()
-
-
 def test_method_radio_redraws_the_quality_heatmap(browser, site):
     visit = open_page(browser, site.as_uri(), "rag.html")
     page = visit.page

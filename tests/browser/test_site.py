@@ -21,14 +21,15 @@ def base(request, site):
     return request.getfixturevalue("site_url")
 
 
-def test_every_page_loads_cleanly_and_draws_every_chart(browser, site, base):
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_every_page_loads_cleanly_and_draws_every_chart(browser, site, base, scheme):
     for path in html_pages(site):
-        visit = open_page(browser, base, path)
+        visit = open_page(browser, base, path, color_scheme=scheme)
         page = visit.page
         assert visit.errors == [], (path, visit.errors)
         assert visit.external_requests() == [], (path, visit.external_requests())
         states = page.eval_on_selector_all(".explorable-chart", "els => els.map(e => e.getAttribute('data-rendered'))")
-        assert all(s == "light" for s in states), (path, states)
+        assert all(s == scheme for s in states), (path, states)
         drawn = page.eval_on_selector_all(".explorable-chart", "els => els.map(e => !!e.querySelector('svg'))")
         assert all(drawn), path
         page.context.close()
@@ -84,4 +85,15 @@ def test_every_chart_has_a_data_table_and_a_spec_download(browser, site):
             assert fig.locator("details.explorable-table table").count() >= 1
             href = fig.locator("a.explorable-download").get_attribute("href")
             assert (site / href).is_file(), href
+        visit.page.context.close()
+
+
+def test_formulas_reach_every_chapter_as_mathml(browser, site):
+    from tests.conftest import ROOT
+
+    for source in sorted((ROOT / "content").glob("*.md")):
+        if "$" not in source.read_text():
+            continue
+        visit = open_page(browser, site.as_uri(), source.with_suffix(".html").name)
+        assert visit.page.locator(".md-content math").count() > 0, source.name
         visit.page.context.close()
