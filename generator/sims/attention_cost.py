@@ -94,13 +94,22 @@ def attention_seconds_one_thread(lengths, d_head, seed):  # [n_t], int, int -> [
     """attention_seconds() in a fresh Python process whose BLAS uses a single thread."""
     code = ("import json, sys; from generator.sims.attention_cost import attention_seconds; "
             "print(json.dumps(attention_seconds(*json.loads(sys.argv[1]))))")
+    args = [[int(n) for n in lengths], int(d_head), int(seed)]
+    return run_single_threaded(code, args, "timing attention")
+
+
+def run_single_threaded(code, payload, what):  # str, JSON-able, str -> JSON-able
+    """Run `code` (JSON in sys.argv[1], JSON out on stdout) in a fresh single-threaded Python.
+
+    Timings in the build's own process swing with whatever else BLAS threads are doing; a fresh
+    process with one thread measures the arithmetic alone.
+    """
     env = {**os.environ, **{name: "1" for name in _ONE_THREAD},
            "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-    args = json.dumps([[int(n) for n in lengths], int(d_head), int(seed)])
-    done = subprocess.run([sys.executable, "-c", code, args], env=env, capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-c", code, json.dumps(payload)], env=env,
+                          capture_output=True, text=True, timeout=300)
     if done.returncode != 0:
-        raise RuntimeError(f"timing attention in a subprocess failed: {done.stderr[-2000:]}")
+        raise RuntimeError(f"{what} in a subprocess failed: {done.stderr[-2000:]}")
     return json.loads(done.stdout)
 
 

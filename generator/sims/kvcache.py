@@ -18,16 +18,12 @@ lost by storing the cache in int8 (only its size is computed), batches of differ
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from generator.grids import KV_PRECISION_BYTES, GridError, KVCacheGrid, PretrainingGrid
-from generator.sims.attention_cost import _ONE_THREAD, machine_description, seconds_per_call
+from generator.sims.attention_cost import machine_description, run_single_threaded, seconds_per_call
 from generator.sims.gpt import attention, gelu, gpt, init_params, layer_norm, linear, merge_heads, split_heads
 from generator.sims.pretraining import Memo, compute, model_configs
 from generator.sims.train import TrainConfig, TrainedModel, train_model
@@ -190,13 +186,7 @@ def step_times(cfg: TimingConfig) -> StepTimes:
     code = ("import json, sys; from generator.sims.kvcache import TimingConfig, step_seconds; "
             "d = json.loads(sys.argv[1]); d['lengths'] = tuple(d['lengths']); "
             "print(json.dumps(step_seconds(TimingConfig(**d))))")
-    env = {**os.environ, **{name: "1" for name in _ONE_THREAD},
-           "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-    done = subprocess.run([sys.executable, "-c", code, json.dumps(asdict(cfg))], env=env,
-                          capture_output=True, text=True, timeout=300)
-    if done.returncode != 0:
-        raise RuntimeError(f"timing decoding steps in a subprocess failed: {done.stderr[-2000:]}")
-    cached, uncached = json.loads(done.stdout)
+    cached, uncached = run_single_threaded(code, asdict(cfg), "timing decoding steps")
     return StepTimes(np.array(cfg.lengths), np.array(cached), np.array(uncached), machine_description())
 
 

@@ -40,3 +40,9 @@ def wait_for_charts(page, timeout: float = 20_000) -> None:
         """() => window.explorables && Array.from(document.querySelectorAll('.explorable-chart'))
                  .every(el => el.hasAttribute('data-rendered'))""", timeout=timeout)
     page.evaluate("() => window.explorables.ready")
+
+
+def move_slider(slider, value) -> None:
+    """Set a range input as a drag would: its value, then the input event Vega listens for."""
+    slider.fill(str(value))
+    slider.dispatch_event("input")

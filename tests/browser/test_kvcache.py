@@ -9,7 +9,7 @@ import re
 import pytest
 
 from tests.charts.specs import inline_data
-from tests.browser.pages import open_page
+from tests.browser.pages import move_slider, open_page
 
 pytestmark = pytest.mark.slow
 
@@ -32,8 +32,7 @@ def test_step_slider_shows_the_rows_reused_and_the_one_written(browser, site, st
     visit = open_page(browser, site.as_uri(), "kvcache.html")
     page = visit.page
     slider = page.locator("#fig-kvcache-growth input[type=range]")
-    slider.fill(str(step))
-    slider.dispatch_event("input")
+    move_slider(slider, step)
     expected = sorted(p for p, w in written.items() if w <= step)
     new = sorted(p for p, w in written.items() if w == step)
     page.wait_for_function(

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.browser.pages import open_page
+from tests.browser.pages import move_slider, open_page
 from tests.charts.specs import inline_data
 
 pytestmark = pytest.mark.slow
@@ -58,8 +58,7 @@ def test_step_slider_shows_that_checkpoints_stories(browser, site):
     slider = page.locator("#fig-pretraining-samples input[type=range]")
     lines = spec_rows(site, "samples", "text")
     for step in (0, max(r["step"] for r in lines)):
-        slider.fill(str(step))
-        slider.dispatch_event("input")
+        move_slider(slider, step)
         page.wait_for_function(f"""() => Array.from(document.querySelectorAll('#fig-pretraining-samples svg text'))
             .some(e => e.textContent.startsWith('step {step}:'))""")
         shown = page.eval_on_selector_all("#fig-pretraining-samples svg g.mark-text.role-mark text", "els => els.map(e => e.textContent)")
@@ -76,8 +75,7 @@ def test_sampling_page_drives_the_trained_models_logits(browser, site):
     spec = json.loads((site / "specs" / "sampling" / "model_logits.vl.json").read_text())
     rows = spec["layer"][0]["data"]["values"]
     slider = page.locator(f"{figure} input[type=range]")
-    slider.fill("0.25")
-    slider.dispatch_event("input")
+    move_slider(slider, "0.25")
     page.locator(f"{figure} input[name=top_p][value='0.5']").check()
     page.wait_for_function(f"""() => {{
         const bars = Array.from(document.querySelectorAll('{figure} [aria-roledescription=bar]'));

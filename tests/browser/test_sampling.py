@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.browser.pages import open_page
+from tests.browser.pages import move_slider, open_page
 
 pytestmark = pytest.mark.slow
 
@@ -35,8 +35,7 @@ def test_temperature_slider_shows_the_precomputed_distribution(browser, site, va
     visit = open_page(browser, site.as_uri(), "sampling.html")
     page = visit.page
     slider = page.locator("#fig-sampling-temperature input[type=range]")
-    slider.fill(value)
-    slider.dispatch_event("input")
+    move_slider(slider, value)
     page.wait_for_function(
         f"""() => Array.from(document.querySelectorAll('#fig-sampling-temperature [aria-roledescription=bar]'))
               .some(e => (e.getAttribute('aria-label') || '').includes('temperature: {expected_t:.5f}'))""")
@@ -66,8 +65,7 @@ def test_top_k_slider_changes_which_tokens_survive(browser, site):
     visit = open_page(browser, site.as_uri(), "sampling.html")
     page = visit.page
     slider = page.locator("#fig-sampling-top_k input[type=range]")
-    slider.fill("3")
-    slider.dispatch_event("input")
+    move_slider(slider, "3")
     page.wait_for_function("""() => Array.from(document.querySelectorAll('#fig-sampling-top_k [aria-roledescription=bar]'))
               .some(e => (e.getAttribute('aria-label') || '').includes('k: 3'))""")
     labels = bar_labels(page, "fig-sampling-top_k")

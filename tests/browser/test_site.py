@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.pages import open_page
+from tests.browser.pages import move_slider, open_page
 
 pytestmark = pytest.mark.slow
 
@@ -39,8 +39,7 @@ def test_charts_follow_dark_mode_and_keep_their_controls(browser, site):
     visit = open_page(browser, site.as_uri(), "sampling.html")
     page = visit.page
     slider = page.locator("#fig-sampling-temperature input[type=range]")
-    slider.fill("0.3")
-    slider.dispatch_event("input")
+    move_slider(slider, "0.3")
     page.locator("form[data-md-component=palette] label:visible").first.click()
     page.wait_for_function("() => document.body.getAttribute('data-md-color-scheme') === 'slate'")
     page.wait_for_function("""() => Array.from(document.querySelectorAll('.explorable-chart'))

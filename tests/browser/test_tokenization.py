@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.browser.pages import open_page
+from tests.browser.pages import move_slider, open_page
 
 pytestmark = pytest.mark.slow
 
@@ -94,8 +94,7 @@ def test_bpe_slider_shows_the_merge_made_at_each_step(browser, site):
     visit = open_page(browser, site.as_uri(), "tokenization.html")
     page = visit.page
     slider = page.locator("#fig-tokenization-bpe_steps input[type=range]")
-    slider.fill("1")
-    slider.dispatch_event("input")
+    move_slider(slider, "1")
     spec = json.loads((site / "specs" / "tokenization" / "bpe_steps.vl.json").read_text())
     first = spec["datasets"]["merges"][1]
     expected = (f"Merge 1: {first['merged']}  (pair seen {first['count']} times); the text is now "
