@@ -123,6 +123,7 @@ def build_site(grids: Grids, cache: Cache, content_dir: Path = CONTENT_DIR,
                chapters: tuple[Chapter, ...] = CHAPTERS) -> SiteBuild:
     """Run every chapter and render every content page; nothing is written to disk."""
     site = SiteBuild()
+    compiled = cache.root / "templates" if cache.enabled else None
     by_page = {c.page: c for c in chapters}
     by_grid = {c.grid: c for c in chapters}
     done: dict[str, tuple[Any, Any]] = {}  # grid -> (config, results), each chapter run once
@@ -161,7 +162,7 @@ def build_site(grids: Grids, cache: Cache, content_dir: Path = CONTENT_DIR,
         chapter = by_page.get(source)
         start = time.perf_counter()
         if chapter is None:
-            page = render_page(content_dir, source)
+            page = render_page(content_dir, source, compiled_dir=compiled)
         else:
             config, results = run(chapter)
             specs = cache.json(f"specs-{chapter.grid}", chart_key(chapter, config),
@@ -174,7 +175,7 @@ def build_site(grids: Grids, cache: Cache, content_dir: Path = CONTENT_DIR,
                     f"specs-{chapter.grid}-{lender.grid}", chart_key(lender, lent_config, borrowed.figures),
                     lambda: {k: v.to_dict() for k, v in borrowed.figures(lent).items()})}
                 facts = {**facts, lender.grid: borrowed.facts(lent)}
-            page = render_page(content_dir, source, specs, facts)
+            page = render_page(content_dir, source, specs, facts, compiled_dir=compiled)
             site.budgets[source] = chapter.budget_bytes
         site.timings[source] = time.perf_counter() - start
         site.pages[source] = page

@@ -43,9 +43,12 @@ class RenderedPage:
 
 
 def render_page(content_dir: Path, source: str, figures: Mapping[str, Any] | None = None,
-                facts: Mapping[str, Any] | None = None, context: Mapping[str, Any] | None = None
-                ) -> RenderedPage:
-    """Render content/<source> with its charts (Altair charts or their spec dicts) and facts."""
+                facts: Mapping[str, Any] | None = None, context: Mapping[str, Any] | None = None,
+                compiled_dir: Path | None = None) -> RenderedPage:
+    """Render content/<source> with its charts (Altair charts or their spec dicts) and facts.
+
+    `compiled_dir` keeps compiled templates between builds (Jinja checks each against its
+    source, so an edit recompiles it)."""
     figures = figures or {}
     page = RenderedPage(path=source, markdown="")
     placed: list[str] = []
@@ -69,7 +72,7 @@ def render_page(content_dir: Path, source: str, figures: Mapping[str, Any] | Non
         page.slots[marker] = str(markup)
         return Markup(f"\n\n{marker}\n\n")
 
-    env = _environment(content_dir)
+    env = _environment(content_dir, compiled_dir)
     template = env.get_template(source)
     body = template.render(chart=chart, facts=facts or {}, **(context or {}))
     unused = sorted(set(figures) - set(placed))
@@ -112,9 +115,14 @@ def embed(name: str, spec: dict, spec_json: str, href: str, caption: str = "") -
 # Helpers
 
 
-def _environment(content_dir: Path) -> jinja2.Environment:
+def _environment(content_dir: Path, compiled_dir: Path | None = None) -> jinja2.Environment:
+    bytecode_cache = None
+    if compiled_dir is not None:
+        compiled_dir.mkdir(parents=True, exist_ok=True)
+        bytecode_cache = jinja2.FileSystemBytecodeCache(str(compiled_dir))
     env = jinja2.Environment(
         loader=_MathLoader(content_dir),
+        bytecode_cache=bytecode_cache,
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,

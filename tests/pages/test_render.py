@@ -93,3 +93,14 @@ def test_a_lost_or_doubled_slot_is_an_error(tmp_path):
     (marker,) = page.slots
     with pytest.raises(ValueError, match="appears 2 times"):
         page.html(marker + marker)
+
+
+def test_compiled_templates_are_reused_and_an_edit_is_seen(tmp_path):
+    content = tmp_path / "content"
+    content.mkdir()
+    compiled = tmp_path / "compiled"
+    write(content, "first {{ facts.x }}\n")
+    assert "first 1" in render_page(content, "page.md", {}, {"x": 1}, compiled_dir=compiled).markdown
+    assert list(compiled.iterdir()), "the compiled template was kept"
+    write(content, "second {{ facts.x }}\n")
+    assert "second 2" in render_page(content, "page.md", {}, {"x": 2}, compiled_dir=compiled).markdown
