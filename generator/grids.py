@@ -1,47 +1,26 @@
 """Parameter grids: what every simulation is run over, declared once, typed and validated.
 
-One frozen dataclass per simulation. Every field is checked when the dataclass is built, so a
-bad value stops the build before anything is computed or written, with a message that names
-the field (``grids.sampling.temperatures[0]``) and the value. ``load_grids`` builds the whole
-set from a plain mapping (``extra.grids`` in mkdocs.yml, or the command line), rejecting
-unknown keys.
+One frozen dataclass per chapter. Every field is checked when the dataclass is built (see
+generator.validation), so a bad value stops the build before anything is computed or written,
+with a message that names the field (``grids.sampling.temperatures[0]``) and the value; ``Grids``
+then checks what one grid asks of another. ``load_grids`` builds the whole set from a plain
+mapping (``extra.grids`` in mkdocs.yml, or the command line), rejecting unknown keys.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
-import typing
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-
-class GridError(ValueError):
-    """A grid value or config key that cannot be simulated; the message names the field."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Field constraints
-
-
-def positive(lo_exclusive: float = 0.0, hi: float | None = None, *, grid: bool = False) -> dict:
-    """Metadata: every number > lo_exclusive (and <= hi); grid=True also asks for a sorted grid."""
-    return {"gt": lo_exclusive, "le": hi, "grid": grid}
-
-
-def bounded(lo: float, hi: float | None = None, *, grid: bool = False) -> dict:
-    """Metadata: every number in [lo, hi]; grid=True also asks for a sorted grid."""
-    return {"ge": lo, "le": hi, "grid": grid}
-
-
-def text(max_len: int = 2000, *, non_empty: bool = True) -> dict:
-    """Metadata: every string non-empty (unless allowed) and at most max_len characters."""
-    return {"max_len": max_len, "non_empty": non_empty}
-
-
-# ---------------------------------------------------------------------------------------------
-# The grids
+from generator.sims.alignment import fitting_stories
+from generator.sims.block import SMALL, XL
+from generator.sims.kvcache import BYTES_PER_VALUE
+from generator.sims.stories import END, World, corpus, next_token_probs
+from generator.sims.train import fitting_starts
+from generator.validation import (GridError, bounded, check_scalar, content_file, from_mapping,
+                                  positive, text, validate)
 
 
 @dataclass(frozen=True)
@@ -72,39 +51,9 @@ class TokenizationGrid:
         ),
         metadata={"min_items": 1, "max_items": 20, "unique_first": True},
     )
-    # One sentence in many scripts: Article 1 of the Universal Declaration of Human Rights.
-    languages: tuple[tuple[str, str], ...] = field(
-        default=(
-            ("English", "All human beings are born free and equal in dignity and rights. They are "
-                        "endowed with reason and conscience and should act towards one another "
-                        "in a spirit of brotherhood."),
-            ("French", "Tous les êtres humains naissent libres et égaux en dignité et en droits. "
-                       "Ils sont doués de raison et de conscience et doivent agir les uns envers "
-                       "les autres dans un esprit de fraternité."),
-            ("Vietnamese", "Tất cả mọi người sinh ra đều được tự do và bình đẳng về nhân phẩm và "
-                           "quyền. Mọi con người đều được tạo hóa ban cho lý trí và lương tâm và "
-                           "cần phải đối xử với nhau trong tình bằng hữu."),
-            ("Russian", "Все люди рождаются свободными и равными в своем достоинстве и правах. "
-                        "Они наделены разумом и совестью и должны поступать в отношении друг "
-                        "друга в духе братства."),
-            ("Greek", "Όλοι οι άνθρωποι γεννιούνται ελεύθεροι και ίσοι στην αξιοπρέπεια και τα "
-                      "δικαιώματα. Είναι προικισμένοι με λογική και συνείδηση, και οφείλουν να "
-                      "συμπεριφέρονται μεταξύ τους με πνεύμα αδελφοσύνης."),
-            ("Arabic", "يولد جميع الناس أحرارًا متساوين في الكرامة والحقوق. وقد وهبوا عقلاً "
-                       "وضميرًا وعليهم أن يعامل بعضهم بعضًا بروح الإخاء."),
-            ("Hindi", "सभी मनुष्यों को गौरव और अधिकारों के मामले में जन्मजात स्वतन्त्रता और समानता "
-                      "प्राप्त है। उन्हें बुद्धि और अन्तरात्मा की देन प्राप्त है और परस्पर उन्हें "
-                      "भाईचारे के भाव से बर्ताव करना चाहिए।"),
-            ("Chinese", "人人生而自由，在尊严和权利上一律平等。他们赋有理性和良心，并应以兄弟关系的"
-                        "精神相对待。"),
-            ("Japanese", "すべての人間は、生まれながらにして自由であり、かつ、尊厳と権利とについて平等"
-                         "である。人間は、理性と良心とを授けられており、互いに同胞の精神をもって行動"
-                         "しなければならない。"),
-            ("Korean", "모든 인간은 태어날 때부터 자유로우며 그 존엄과 권리에 있어 동등하다. 인간은 "
-                       "천부적으로 이성과 양심을 부여받았으며 서로 형제애의 정신으로 행동하여야 한다."),
-        ),
-        metadata={"min_items": 1, "max_items": 20, "unique_first": True},
-    )
+    # One sentence in many scripts (Article 1 of the Universal Declaration of Human Rights): a
+    # JSON list of {"language", "text"} under content/.
+    languages: str = field(default="tokenization/languages.json", metadata=content_file())
     reference_language: str = field(default="English", metadata=text(40))
     chat: tuple[tuple[str, str], ...] = field(
         default=(("system", "You are a helpful assistant."),
@@ -112,18 +61,8 @@ class TokenizationGrid:
         metadata={"min_items": 1, "max_items": 8},
     )
     # Byte-level BPE trained on a short ASCII text (the merge-step chart draws one cell per byte).
-    bpe_text: str = field(
-        default=(
-            "A tokenizer learns its vocabulary from text. It starts with the 256 possible bytes, "
-            "counts every pair of neighbouring tokens, and merges the most frequent pair into a "
-            "new token. Then it counts again, and merges again. The first pairs to win are "
-            "common letters next to each other or next to a space; soon whole words such as "
-            "\"the\", \"token\" and \"pair\" become single tokens. The more merges it learns, the "
-            "fewer tokens the same text needs, and the bigger the vocabulary that the model "
-            "must learn an embedding for."
-        ),
-        metadata=text(2000),
-    )
+    # The ASCII text it is trained on, a file under content/.
+    bpe_text: str = field(default="tokenization/bpe-text.txt", metadata=content_file())
     # GPT-2's pre-split pattern in Python's re dialect ([^\W\d_] is a letter, \d a digit,
     # (?:[^\s\w]|_) anything else but whitespace): merges never cross the pieces' boundaries.
     bpe_split_pattern: str = field(
@@ -143,23 +82,22 @@ class TokenizationGrid:
 
     def __post_init__(self) -> None:
         validate(self, "grids.tokenization")
-        for name in ("examples", "languages", "chat"):
+        for name in ("examples", "chat"):
             for i, (label, body) in enumerate(getattr(self, name)):
                 where = f"grids.tokenization.{name}[{i}]"
-                _check_scalar(label, text(80), f"{where}[0]")
-                _check_scalar(body, text(2000), f"{where}[1]")
-        if self.reference_language not in dict(self.languages):
-            raise GridError(f"grids.tokenization.reference_language: {self.reference_language!r} "
-                            f"is not one of the languages")
+                check_scalar(label, text(80), f"{where}[0]")
+                check_scalar(body, text(2000), f"{where}[1]")
         if len(set(self.encodings)) != len(self.encodings):
             raise GridError("grids.tokenization.encodings: an encoding is listed twice")
-        if not self.bpe_text.isascii():
-            raise GridError("grids.tokenization.bpe_text: must be ASCII (one chart cell per byte)")
         try:
             re.compile(self.bpe_split_pattern)
         except re.error as exc:
             raise GridError(f"grids.tokenization.bpe_split_pattern: not a regular expression "
                             f"({exc})") from exc
+        for i, n in enumerate(self.seq_lengths):
+            if n & (n - 1):
+                raise GridError(f"grids.tokenization.seq_lengths[{i}]: {n} is not a power of 2 (the "
+                                "chart doubles the length from one point to the next)")
         timed = [n for n in self.seq_lengths if n <= self.max_timed_length]
         if len(timed) < 2:
             raise GridError("grids.tokenization.max_timed_length: fewer than two seq_lengths "
@@ -204,6 +142,18 @@ class SamplingGrid:
         default=(10, 100, 1000, 10000), metadata=bounded(1, 1_000_000, grid=True)
     )
     seed: int = field(default=0, metadata=bounded(0))
+    # A trained model's next token: the pretraining family's best model after this prompt (words
+    # of the story grammar, separated by spaces), under the temperatures and top-p below.
+    model_prompt: str = field(
+        default="once upon a time , there was a kind girl named Mia . one day , she went to the "
+                "park . there , she met Tom . Tom had a red ball . Tom gave Mia the ball .",
+        metadata=text(2000))
+    # Kept small: the figure sits beside the chapter's other charts.
+    model_tokens: int = field(default=8, metadata=bounded(1, 64))
+    model_temperatures: tuple[float, ...] = field(default=(0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0),
+                                                  metadata=positive(0.0, 100.0, grid=True))
+    model_top_p: tuple[float, ...] = field(default=(0.5, 0.9, 1.0),
+                                           metadata=positive(0.0, 1.0, grid=True))
 
     def __post_init__(self) -> None:
         validate(self, "grids.sampling")
@@ -216,7 +166,11 @@ class SamplingGrid:
 
 @dataclass(frozen=True)
 class PretrainingGrid:
-    """Pretraining: a family of tiny GPTs (layers x heads) trained on generated stories."""
+    """Pretraining: a family of tiny GPTs (layers x heads) trained on generated stories.
+
+    The family is shared: every chapter that runs a trained model (sampling, attention, block,
+    KV cache, alignment) reads its models from here (see Grids: each model asked for must be
+    one of the family's)."""
 
     n_layers: tuple[int, ...] = field(default=(1, 2, 4), metadata=bounded(1, 12, grid=True))
     n_heads: tuple[int, ...] = field(default=(1, 2, 4), metadata=bounded(1, 16, grid=True))
@@ -236,17 +190,6 @@ class PretrainingGrid:
     train_stories: int = field(default=2000, metadata=bounded(1, 1_000_000))
     heldout_stories: int = field(default=64, metadata=bounded(1, 100_000))
     seed: int = field(default=0, metadata=bounded(0))
-    # The sampling chapter's real companion: the best model's next token after this prompt
-    # (words of the story grammar, separated by spaces).
-    prompt: str = field(
-        default="once upon a time , there was a kind girl named Mia . one day , she went to the "
-                "park . there , she met Tom . Tom had a red ball . Tom gave Mia the ball .",
-        metadata=text(2000))
-    # Kept small: the figure lives on the sampling page, beside that chapter's own charts.
-    companion_tokens: int = field(default=8, metadata=bounded(1, 64))
-    temperatures: tuple[float, ...] = field(default=(0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0),
-                                            metadata=positive(0.0, 100.0, grid=True))
-    top_p: tuple[float, ...] = field(default=(0.5, 0.9, 1.0), metadata=positive(0.0, 1.0, grid=True))
 
     def __post_init__(self) -> None:
         validate(self, "grids.pretraining")
@@ -260,9 +203,6 @@ class PretrainingGrid:
         if self.checkpoints[-1] > self.steps:
             raise GridError(f"grids.pretraining.checkpoints[{len(self.checkpoints) - 1}]: step "
                             f"{self.checkpoints[-1]} is past the last step ({self.steps})")
-        if len(self.prompt.split()) + 1 > self.n_ctx:
-            raise GridError(f"grids.pretraining.prompt: {len(self.prompt.split())} words do not "
-                            f"fit the context of {self.n_ctx} tokens")
 
 
 @dataclass(frozen=True)
@@ -314,6 +254,11 @@ class BlockGrid:
         for i, (_, *sizes) in enumerate(self.larger_models):
             if min(sizes) < 1:
                 raise GridError(f"grids.block.larger_models[{i}]: sizes must be positive, got {sizes}")
+        names = [name for name, *_ in self.larger_models]
+        for name in (SMALL, XL):
+            if name not in names:
+                raise GridError(f"grids.block.larger_models: the prose compares with {name!r}; keep a "
+                                f"model with that name (have: {', '.join(names)})")
 
 
 @dataclass(frozen=True)
@@ -323,10 +268,10 @@ class RagGrid:
     # The knowledge base: content files matching `documents` but none of `exclude` (glob
     # patterns under content/). The chapter's own page is left out: its prose describes the
     # question set, so it would retrieve itself, and every edit to it would re-run the grid.
-    documents: tuple[str, ...] = field(default=("*.md",), metadata=text(200))
-    exclude: tuple[str, ...] = field(default=("rag.md",), metadata=text(200))
-    questions: str = field(default="rag/questions.json", metadata=text(200))
-    conversations: str = field(default="rag/conversations.json", metadata=text(200))
+    documents: tuple[str, ...] = field(default=("*.md",), metadata=content_file())
+    exclude: tuple[str, ...] = field(default=("rag.md",), metadata=content_file())
+    questions: str = field(default="rag/questions.json", metadata=content_file())
+    conversations: str = field(default="rag/conversations.json", metadata=content_file())
     chunk_sizes: tuple[int, ...] = field(
         default=(32, 48, 64, 96, 128, 192, 256), metadata=bounded(8, 4096, grid=True))
     overlaps: tuple[int, ...] = field(default=(0, 8, 16), metadata=bounded(0, grid=True))
@@ -361,10 +306,6 @@ class RagGrid:
             if value not in allowed:
                 raise GridError(f"grids.rag.{name}: {value} is not one of the {grid_name} "
                                 f"{list(allowed)}")
-
-
-# Bytes one cached number takes in each precision a KV cache is commonly stored in.
-KV_PRECISION_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "int8": 1}
 
 
 @dataclass(frozen=True)
@@ -403,16 +344,16 @@ class KVCacheGrid:
     def __post_init__(self) -> None:
         validate(self, "grids.kvcache")
         for i, precision in enumerate(self.precisions):
-            if precision not in KV_PRECISION_BYTES:
+            if precision not in BYTES_PER_VALUE:
                 raise GridError(f"grids.kvcache.precisions[{i}]: unknown precision {precision!r} "
-                                f"(known: {', '.join(KV_PRECISION_BYTES)})")
+                                f"(known: {', '.join(BYTES_PER_VALUE)})")
         if len(set(self.precisions)) != len(self.precisions):
             raise GridError("grids.kvcache.precisions: a precision is listed twice")
         for i, (label, *sizes) in enumerate(self.models):
             where = f"grids.kvcache.models[{i}]"
-            _check_scalar(label, text(40), f"{where}[0]")
+            check_scalar(label, text(40), f"{where}[0]")
             for j, size in enumerate(sizes, start=1):
-                _check_scalar(size, bounded(1, 100_000), f"{where}[{j}]")
+                check_scalar(size, bounded(1, 100_000), f"{where}[{j}]")
             if sizes[1] % sizes[2]:
                 raise GridError(f"{where}[3]: {sizes[2]} key/value heads do not divide the "
                                 f"{sizes[1]} query heads into equal groups")
@@ -459,7 +400,11 @@ class AlignmentGrid:
 
 @dataclass(frozen=True)
 class Grids:
-    """Every simulation's grid; one field per chapter."""
+    """Every simulation's grid, one field per chapter, in the chapters' order.
+
+    What one grid asks of another is checked here, before anything runs: each model a chapter
+    runs is one of the pretraining family's, and each prompt a model reads is a story the
+    grammar can tell that fits the models' context."""
 
     tokenization: TokenizationGrid = field(default_factory=TokenizationGrid)
     sampling: SamplingGrid = field(default_factory=SamplingGrid)
@@ -467,17 +412,40 @@ class Grids:
     block: BlockGrid = field(default_factory=BlockGrid)
     pretraining: PretrainingGrid = field(default_factory=PretrainingGrid)
     alignment: AlignmentGrid = field(default_factory=AlignmentGrid)
-    rag: RagGrid = field(default_factory=RagGrid)
     kvcache: KVCacheGrid = field(default_factory=KVCacheGrid)
+    rag: RagGrid = field(default_factory=RagGrid)
 
-
-# ---------------------------------------------------------------------------------------------
-# Loading from plain data
+    def __post_init__(self) -> None:
+        family = self.pretraining
+        for name in ("attention", "block", "alignment"):
+            grid = getattr(self, name)
+            family_member(grid.n_layer, grid.n_head, family, f"grids.{name}.n_layer, n_head")
+        family_member(self.kvcache.model_layers, self.kvcache.model_heads, family,
+                      "grids.kvcache.model_layers, model_heads")
+        story_prompt(self.sampling.model_prompt, family.n_ctx, "grids.sampling.model_prompt")
+        story_prompt(self.attention.prompt, family.n_ctx, "grids.attention.prompt")
+        story_prompt(self.block.prompt, family.n_ctx, "grids.block.prompt")
+        n_prompt = len(story_prompt(self.kvcache.prompt, family.n_ctx, "grids.kvcache.prompt"))
+        if n_prompt + self.kvcache.growth_steps - 1 > family.n_ctx:
+            raise GridError(f"grids.kvcache.growth_steps: the prompt and {self.kvcache.growth_steps} "
+                            f"steps do not fit the models' context of {family.n_ctx} tokens")
+        if not fitting_starts_exist(self.attention.scored_stories, [family.seed, 1], family.n_ctx):
+            raise GridError(f"grids.attention.scored_stories: {self.attention.scored_stories} stories "
+                            f"do not fill one window of {family.n_ctx + 1} tokens")
+        a = self.alignment
+        if a.preferred not in World().feelings:
+            raise GridError(f"grids.alignment.preferred: {a.preferred!r} is not one of the grammar's "
+                            f"feelings {World().feelings}")
+        n_train = len(fitting_stories(corpus(World(), a.train_stories, [a.seed, 10]), family.n_ctx))
+        n_heldout = len(fitting_stories(corpus(World(), a.heldout_stories, [a.seed, 11]), family.n_ctx))
+        if n_train < a.batch_size or a.shown_story >= n_heldout:
+            raise GridError(f"grids.alignment.train_stories: {n_train} training and {n_heldout} "
+                            f"held-out stories fit the context of {family.n_ctx} tokens; too few")
 
 
 def load_grids(mapping: Mapping[str, Any] | None = None) -> Grids:
     """Build Grids from nested plain data (overrides of the defaults); unknown keys are errors."""
-    return _from_mapping(Grids, mapping or {}, "grids")
+    return from_mapping(Grids, mapping or {}, "grids")
 
 
 def grid_names() -> tuple[str, ...]:
@@ -485,126 +453,31 @@ def grid_names() -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(Grids))
 
 
-def _from_mapping(cls: type, mapping: Any, path: str) -> Any:
-    if not isinstance(mapping, Mapping):
-        raise GridError(f"{path}: expected a mapping of settings, got {mapping!r}")
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(mapping) - set(known))
-    if unknown:
-        raise GridError(f"{path}: unknown key {unknown[0]!r} (known: {', '.join(known)})")
-    hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for name, value in mapping.items():
-        hint = hints[name]
-        if dataclasses.is_dataclass(hint):
-            kwargs[name] = _from_mapping(hint, value, f"{path}.{name}")
-        else:
-            kwargs[name] = _coerce(value, hint, f"{path}.{name}")
-    return cls(**kwargs)
-
-
-def _coerce(value: Any, hint: Any, path: str) -> Any:
-    """Convert plain data (lists, numbers, strings) to the annotated type, or raise GridError."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise GridError(f"{path}: expected a list, got {value!r}")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(v, args[0], f"{path}[{i}]") for i, v in enumerate(value))
-        if len(value) != len(args):
-            raise GridError(f"{path}: expected {len(args)} items, got {value!r}")
-        return tuple(_coerce(v, a, f"{path}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise GridError(f"{path}: expected a number, got {value!r}")
-        if not math.isfinite(value):
-            raise GridError(f"{path}: expected a finite number, got {value!r}")
-        return float(value)
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise GridError(f"{path}: expected an integer, got {value!r}")
-        return value
-    if hint is str:
-        if not isinstance(value, str):
-            raise GridError(f"{path}: expected text, got {value!r}")
-        return value
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise GridError(f"{path}: expected true or false, got {value!r}")
-        return value
-    raise TypeError(f"{path}: unsupported annotation {hint!r}")  # a bug in a grid declaration
-
-
 # ---------------------------------------------------------------------------------------------
-# Validation of a built dataclass
+# Checks one grid makes against another, or against the story grammar
 
 
-def validate(grid: Any, path: str) -> None:
-    """Check every field of a grid dataclass against its type and metadata; raise GridError."""
-    hints = typing.get_type_hints(type(grid))
-    for f in dataclasses.fields(grid):
-        value = getattr(grid, f.name)
-        where = f"{path}.{f.name}"
-        _check_type(value, hints[f.name], where)
-        _check_constraints(value, f.metadata, where)
+def family_member(n_layer: int, n_head: int, family: PretrainingGrid, where: str) -> None:
+    """Raise GridError unless the family has a model with n_layer layers and n_head heads."""
+    if n_layer not in family.n_layers or n_head not in family.n_heads:
+        raise GridError(f"{where}: ({n_layer}, {n_head}) is not a model of the pretraining family "
+                        f"{family.n_layers} x {family.n_heads}")
 
 
-def _check_type(value: Any, hint: Any, path: str) -> None:
-    if dataclasses.is_dataclass(hint):
-        if not isinstance(value, hint):
-            raise GridError(f"{path}: expected {hint.__name__}, got {value!r}")
-        return
-    coerced = _coerce(value, hint, path)
-    if isinstance(value, list) or coerced != value:
-        raise GridError(f"{path}: expected {_describe(hint)}, got {value!r}")
+def story_prompt(prompt: str, n_ctx: int, where: str) -> tuple[str, ...]:
+    """END and the prompt's words, checked: a story the grammar can tell, within the context."""
+    words = prompt.split()
+    try:
+        next_token_probs(World(), words)
+    except ValueError as exc:
+        raise GridError(f"{where}: not a story the grammar can tell ({exc})") from exc
+    if len(words) + 1 > n_ctx:
+        raise GridError(f"{where}: {len(words)} words and END exceed the models' context of "
+                        f"{n_ctx} tokens")
+    return (END, *words)
 
 
-def _describe(hint: Any) -> str:
-    origin = typing.get_origin(hint)
-    if origin is tuple:
-        return "a tuple"
-    return hint.__name__ if isinstance(hint, type) else str(hint)
-
-
-def _check_constraints(value: Any, meta: Mapping[str, Any], path: str) -> None:
-    items = value if isinstance(value, tuple) else (value,)
-    if "min_items" in meta and len(items) < meta["min_items"]:
-        raise GridError(f"{path}: needs at least {meta['min_items']} items, got {len(items)}")
-    if "max_items" in meta and len(items) > meta["max_items"]:
-        raise GridError(f"{path}: allows at most {meta['max_items']} items, got {len(items)}")
-    if meta.get("unique_first"):
-        firsts = [item[0] for item in items]
-        dupes = sorted({x for x in firsts if firsts.count(x) > 1})
-        if dupes:
-            raise GridError(f"{path}: duplicate entry {dupes[0]!r}")
-    for i, item in enumerate(items):
-        where = f"{path}[{i}]" if isinstance(value, tuple) else path
-        _check_scalar(item, meta, where)
-    if meta.get("grid"):
-        if not items:
-            raise GridError(f"{path}: the grid is empty")
-        for i, (a, b) in enumerate(zip(items, items[1:])):
-            if not a < b:
-                raise GridError(
-                    f"{path}[{i + 1}]: grid must be strictly increasing, got {b!r} after {a!r}"
-                )
-
-
-def _check_scalar(item: Any, meta: Mapping[str, Any], path: str) -> None:
-    if isinstance(item, str):
-        if meta.get("non_empty") and not item:
-            raise GridError(f"{path}: must not be empty")
-        if "max_len" in meta and len(item) > meta["max_len"]:
-            raise GridError(f"{path}: longer than {meta['max_len']} characters")
-        return
-    if isinstance(item, tuple):
-        return
-    if meta.get("gt") is not None and not item > meta["gt"]:
-        raise GridError(f"{path}: {item!r} must be > {meta['gt']}")
-    if meta.get("ge") is not None and not item >= meta["ge"]:
-        raise GridError(f"{path}: {item!r} must be >= {meta['ge']}")
-    if meta.get("le") is not None and not item <= meta["le"]:
-        raise GridError(f"{path}: {item!r} must be <= {meta['le']}")
-
-
-__all__ = ["GridError", "Grids", "KVCacheGrid", "PretrainingGrid", "RagGrid", "SamplingGrid", "TokenizationGrid", "grid_names", "load_grids", "validate"]
+def fitting_starts_exist(n_stories: int, seed: list[int], n_ctx: int) -> bool:
+    """Whether n_stories stories drawn with seed fill at least one window of n_ctx + 1 tokens."""
+    stories = corpus(World(), n_stories, seed)
+    return len(fitting_starts(stories.starts, len(stories.ids), n_ctx)) > 0

@@ -30,13 +30,13 @@ def _fresh(module: str):
 
 def on_config(config):
     build = _fresh("generator.build")
-    from generator import assets, grids, publish
+    from generator import assets, chapters, grids, publish
 
     try:
         _state["grids"] = grids.load_grids(config.extra.get("grids"))
     except grids.GridError as exc:
         raise PluginError(f"mkdocs.yml extra.{exc}") from exc
-    _state.update(build=build, publish=publish, staged=publish.StagedSite(config.site_dir),
+    _state.update(build=build, chapters=chapters, publish=publish, staged=publish.StagedSite(config.site_dir),
                   site_dir=config.site_dir)
     config.extra["polyfills"] = [assets.IFRAME_WORKER]
     config.site_dir = str(_state["staged"].begin())
@@ -77,7 +77,7 @@ def on_post_page(output, page, config):
         if rendered is not None:
             output = rendered.html(output)
         _state["publish"].check_budget(
-            src, len(output.encode()), site.budgets.get(src, _state["build"].DEFAULT_PAGE_BUDGET),
+            src, len(output.encode()), site.budgets.get(src, _state["chapters"].DEFAULT_PAGE_BUDGET),
             rendered.chart_bytes if rendered else {})
     except (_state["publish"].BudgetError, ValueError) as exc:
         raise PluginError(str(exc)) from exc

@@ -100,39 +100,3 @@ def shown_text(text: str) -> str:
 
 def figures(res: AlignmentResults) -> dict[str, alt.TopLevelMixin]:
     return {"sft_curves": sft_curves(res), "dpo_curves": dpo_curves(res), "next_tokens": next_tokens(res)}
-
-
-def facts(res: AlignmentResults) -> dict[str, object]:
-    s = res.sft
-    out = {
-        "n_layer": res.n_layer, "n_head": res.n_head, "preferred": res.preferred,
-        "n_demos": res.n_demos, "n_heldout": res.n_heldout,
-        "demo_example": shown_text(res.demo_example),
-        "pair_prompt": res.pair_example[0], "pair_chosen": shown_text(res.pair_example[1]),
-        "pair_rejected": shown_text(res.pair_example[2]),
-        "sft_steps": int(len(s.train_loss)),
-        "recap_loss_before": res.pretrained_recap_loss, "recap_loss_after": float(s.recap_loss[-1]),
-        "exact_before": res.pretrained_exact, "exact_after": float(s.exact[-1]),
-        "story_loss_before": float(s.story_loss[0]), "story_loss_after": float(s.story_loss[-1]),
-        "seconds": res.seconds,
-        "betas": [float(b) for b in res.betas],
-    }
-    first, last = res.dpo[0], res.dpo[-1]
-    out.update({
-        "dpo_steps": int(len(first.train_loss)),
-        "beta_first": first.beta, "beta_last": last.beta,
-        "win_before": float(first.win_rate[0]), "win_after": float(first.win_rate[-1]),
-        "p_preferred_before": float(first.p_preferred[0]), "p_preferred_after": float(first.p_preferred[-1]),
-        "kl_after": float(first.kl[-1]),
-        "loss_after_first": float(first.loss[-1]), "loss_after_last": float(last.loss[-1]),
-        "margin_after_first": float(first.margin[-1]), "margin_after_last": float(last.margin[-1]),
-        "recap_exact_after_dpo": first.recap_exact,
-    })
-    feeling = res.next_tokens[1]
-    preferred = res.vocab.index(res.preferred)
-    out.update({f"p_{key}_shown": float(feeling.probs[i, preferred]) for i, key in
-                enumerate(["pretrained", "sft", *(f"dpo{j}" for j in range(len(res.dpo)))])})
-    out["recap_target"] = res.next_tokens[0].target
-    out["p_recap_target_pretrained"] = float(res.next_tokens[0].probs[0, res.vocab.index(res.next_tokens[0].target)])
-    out["p_recap_target_sft"] = float(res.next_tokens[0].probs[1, res.vocab.index(res.next_tokens[0].target)])
-    return out

@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import json
-
 import altair as alt
-import numpy as np
 
-from generator.charts.common import sig, visible_token
+from generator.charts.common import WIDTH, sig, token_expression, visible_token
+from generator.sims.family import model_name
 from generator.sims.attention import AttentionResults
 
-WIDTH = 560
 DIGITS = 4  # significant digits of the heatmap's numbers: keeps the page small
 VIEWS = ("weights (causal mask)", "scores before softmax", "weights without the mask")
 VIEW_FIELDS = ("weight", "score", "weight without mask")
-
-
-def model_label(n_layer: int, n_head: int) -> str:
-    return f"{n_layer} layer{'s' * (n_layer > 1)}, {n_head} head{'s' * (n_head > 1)}"
-
-
-def token_expression(tokens) -> str:
-    """A Vega expression array literal of the tokens, indexed by position in the charts."""
-    return json.dumps([visible_token(t) for t in tokens], ensure_ascii=False)
 
 
 def heatmap_rows(res: AttentionResults) -> list[dict]:
@@ -49,7 +37,7 @@ def heatmap(res: AttentionResults) -> alt.Chart:
     shown = " : ".join(f"view == '{v}' ? datum['{f}']" for v, f in zip(VIEWS[:-1], VIEW_FIELDS[:-1]))
     axis = {"labelExpr": f"{tokens}[datum.value]", "labelFontSize": 11}
     n_seq = len(res.tokens)
-    title = f"Attention in the model with {model_label(res.n_layer, res.n_head)}, on a story"
+    title = f"Attention in the model with {model_name(res.n_layer, res.n_head)}, on a story"
     return alt.Chart(alt.Data(values=heatmap_rows(res)), title=title).transform_filter(
         "datum.layer == pick_layer && datum.head == pick_head"
     ).transform_flatten(["key", "weight", "score", "weight without mask"]).transform_calculate(
@@ -74,7 +62,7 @@ def heatmap(res: AttentionResults) -> alt.Chart:
 def head_rows(res: AttentionResults) -> list[dict]:
     h = res.heads
     return [
-        {"model": model_label(int(n_l), int(n_h)), "model layers": int(n_l), "layer": int(l), "head": int(hd),
+        {"model": model_name(int(n_l), int(n_h)), "model layers": int(n_l), "layer": int(l), "head": int(hd),
          "previous-token score": sig(p), "induction score": sig(s)}
         for n_l, n_h, l, hd, p, s in zip(h.model_layers, h.model_heads, h.layer, h.head,
                                          h.previous_token, h.induction)
@@ -129,62 +117,3 @@ def cost(res: AttentionResults) -> alt.Chart:
 
 def figures(res: AttentionResults) -> dict[str, alt.TopLevelMixin]:
     return {"heatmap": heatmap(res), "head_scores": head_scores(res), "cost": cost(res)}
-
-
-def facts(res: AttentionResults) -> dict[str, object]:
-    h, c = res.heads, res.cost
-    top_induction = int(np.argmax(h.induction))
-    top_previous = int(np.argmax(h.previous_token))
-    lengths = [int(n) for n in c.seq_lengths]
-    # The strongest single weight on an earlier token other than the first (END, where heads
-    # with nothing to look at park their weight).
-    n_seq = len(res.tokens)
-    elsewhere = np.tril(np.ones((n_seq, n_seq), dtype=bool), k=-1) & (np.arange(n_seq) > 0)
-    layer, head, query, key = np.unravel_index(np.argmax(np.where(elsewhere, res.weights, -1)), res.weights.shape)
-    return {
-        "strongest_weight": float(res.weights[layer, head, query, key]),
-        "strongest_layer": int(layer) + 1,
-        "strongest_head": int(head) + 1,
-        "strongest_query": int(query),
-        "strongest_query_token": res.tokens[query],
-        "strongest_key": int(key),
-        "strongest_key_token": res.tokens[key],
-        "n_seq": len(res.tokens),
-        "model": model_label(res.n_layer, res.n_head),
-        "n_layer": res.n_layer,
-        "n_head": res.n_head,
-        "n_embd": res.n_embd,
-        "d_head": res.d_head,
-        "heldout_loss": res.heldout_loss,
-        "future_share_mean": float(res.future_share.mean()),
-        "future_share_max": float(res.future_share.max()),
-        "masked_weight_total": float(np.triu(res.weights.sum(axis=(0, 1)), k=1).sum()),
-        "n_heads_scored": len(h.layer),
-        "n_windows": h.n_windows,
-        "n_induction_queries": h.n_induction_queries,
-        "uniform_induction": h.uniform_induction,
-        "uniform_previous": h.uniform_previous_token,
-        "top_induction": float(h.induction[top_induction]),
-        "top_induction_ratio": float(h.induction[top_induction] / h.uniform_induction),
-        "top_induction_model": model_label(int(h.model_layers[top_induction]), int(h.model_heads[top_induction])),
-        "top_induction_layer": int(h.layer[top_induction]),
-        "top_induction_head": int(h.head[top_induction]),
-        "top_previous": float(h.previous_token[top_previous]),
-        "top_previous_ratio": float(h.previous_token[top_previous] / h.uniform_previous_token),
-        "top_previous_model": model_label(int(h.model_layers[top_previous]), int(h.model_heads[top_previous])),
-        "top_previous_layer": int(h.layer[top_previous]),
-        "top_previous_head": int(h.head[top_previous]),
-        "one_layer_top_induction": float(h.induction[h.model_layers == 1].max()),
-        "deeper_top_induction": float(h.induction[h.model_layers > 1].max()) if (h.model_layers > 1).any() else 0.0,
-        "reference": c.reference,
-        "reference_n_head": c.reference_n_head,
-        "reference_d_head": c.reference_d_head,
-        "shortest": lengths[0],
-        "longest": lengths[-1],
-        "flops_model_shortest": int(c.flops_model[0]),
-        "flops_reference_shortest": int(c.flops_reference[0]),
-        "flops_reference_longest": int(c.flops_reference[-1]),
-        "doubling_ratio": c.doubling_ratio,
-        "length_ratio": lengths[-1] // lengths[0],
-        "flops_ratio": float(c.flops_reference[-1] / c.flops_reference[0]),
-    }

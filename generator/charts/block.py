@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import altair as alt
-import numpy as np
 
-from generator.charts.attention import model_label, token_expression
-from generator.charts.common import OKABE_ITO, sig, visible_token
+from generator.charts.common import OKABE_ITO, WIDTH, sig, token_expression, visible_token
+from generator.sims.family import model_name
 from generator.sims.block import COMPONENTS, BlockResults
 
-WIDTH = 560
 
 
 def position_axis(res: BlockResults, title: str) -> alt.X:
@@ -35,7 +33,7 @@ def norms(res: BlockResults) -> alt.Chart:
         tooltip=[alt.Tooltip("stage:N"), alt.Tooltip("position:O"), alt.Tooltip("token:N"),
                  alt.Tooltip("norm:Q", format=".4g")],
     ).properties(width=WIDTH, height=22 * len(res.stages),
-                 title=f"The residual stream's length in the model with {model_label(res.n_layer, res.n_head)}")
+                 title=f"The residual stream's length in the model with {model_name(res.n_layer, res.n_head)}")
 
 
 def lens_rows(res: BlockResults) -> list[dict]:
@@ -91,48 +89,3 @@ def params(res: BlockResults) -> alt.Chart:
 
 def figures(res: BlockResults) -> dict[str, alt.TopLevelMixin]:
     return {"norms": norms(res), "logit_lens": logit_lens(res), "params": params(res)}
-
-
-def facts(res: BlockResults) -> dict[str, object]:
-    mean_next = res.next_prob.mean(axis=1)  # [n_stage]
-    final_top = res.top_token[-1]
-    agree = [float(np.mean([a == b for a, b in zip(row, final_top)])) for row in res.top_token]
-    tiny, *larger = res.params
-    by_name = {p.name: p for p in larger}
-    out = {
-        "model": model_label(res.n_layer, res.n_head),
-        "n_layer": res.n_layer,
-        "n_embd": res.n_embd,
-        "n_seq": len(res.tokens),
-        "n_stages": len(res.stages),
-        "heldout_loss": res.heldout_loss,
-        "norm_embeddings": float(res.norms[0].mean()),
-        "norm_final": float(res.norms[-1].mean()),
-        "norm_growth": float(res.norms[-1].mean() / res.norms[0].mean()),
-        "norm_first_final": float(res.norms[-1, 0]),
-        "norm_rest_final": float(res.norms[-1, 1:].mean()),
-        "embeddings_self_share": float(np.mean([a == b for a, b in zip(res.top_token[0], res.tokens)])),
-        "next_prob_embeddings": float(mean_next[0]),
-        "next_prob_first_attention": float(mean_next[1]),
-        "next_prob_first_block": float(mean_next[2]),
-        "next_prob_final": float(mean_next[-1]),
-        "agree_first_block": agree[2],
-        # The first stage from which every later stage's top guesses are all the final ones.
-        "first_full_agreement": res.stages[len(agree) - next(i for i, a in enumerate(reversed(agree)) if a < 1.0)
-                                           if min(agree) < 1.0 else 0],
-        "tiny_total": sum(tiny.counts),
-        "tiny_mlp_share": tiny.counts[2] / sum(tiny.counts),
-        "tiny_attention_share": tiny.counts[1] / sum(tiny.counts),
-        "tiny_embedding_share": tiny.counts[0] / sum(tiny.counts),
-    }
-    for key, name in (("small", "GPT-2 small"), ("xl", "GPT-2 XL")):
-        if name in by_name:
-            p = by_name[name]
-            out.update({f"{key}_total": sum(p.counts), f"{key}_layers": p.n_layer, f"{key}_embd": p.n_embd,
-                        f"{key}_mlp_share": p.counts[2] / sum(p.counts),
-                        f"{key}_embedding_share": p.counts[0] / sum(p.counts)})
-    big = larger[-1]
-    out.update({"big_name": big.name, "big_total": sum(big.counts), "big_layers": big.n_layer,
-                "big_embd": big.n_embd, "big_block_share": (big.counts[1] + big.counts[2]) / sum(big.counts),
-                "big_per_block": (big.counts[1] + big.counts[2]) // big.n_layer})
-    return out

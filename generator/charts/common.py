@@ -7,6 +7,7 @@ which the page's loader switches with the reader's colour scheme.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Iterable, Sequence
 
 import altair as alt
@@ -20,6 +21,7 @@ DIVERGING = "blueorange"
 FONT = '-apple-system, BlinkMacSystemFont, "Segoe UI", Helvetica, Arial, sans-serif'
 
 THEME = "explorables"
+WIDTH = 560  # px: every chart's width, the content column's
 
 
 @alt.theme.register(THEME, enable=True)
@@ -102,3 +104,8 @@ def nearest(chart: alt.Chart, param: alt.Parameter, field: str, *, log: bool = F
 def visible_token(token: str) -> str:
     """Show leading/trailing spaces and newlines in a token as visible glyphs."""
     return token.replace(" ", "\u2423").replace("\n", "\u21b5")
+
+
+def token_expression(tokens) -> str:
+    """A Vega expression array literal of the tokens, indexed by position in the charts."""
+    return json.dumps([visible_token(t) for t in tokens], ensure_ascii=False)

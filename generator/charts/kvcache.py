@@ -7,10 +7,9 @@ import json
 import altair as alt
 import numpy as np
 
-from generator.charts.common import sig, visible_token
+from generator.charts.common import WIDTH, sig, visible_token
 from generator.sims.kvcache import KVCacheResults
 
-WIDTH = 560
 WITH, WITHOUT = "with KV cache", "without (full pass)"
 NEW, REUSED = "#D55E00", "#0072B2"
 GIB = 2 ** 30
@@ -145,61 +144,3 @@ def memory(res: KVCacheResults) -> alt.VConcatChart:
 def figures(res: KVCacheResults) -> dict[str, alt.TopLevelMixin]:
     """Every chart of the chapter, by the name the prose uses to place it."""
     return {"growth": growth(res), "work": work(res), "timing": timing(res), "memory": memory(res)}
-
-
-def facts(res: KVCacheResults) -> dict[str, object]:
-    """Numbers the prose quotes, read off the results."""
-    m, t = res.memory, res.times
-    n_gen = len(res.tokens) - res.n_prompt
-    label = {name: i for i, name in enumerate(m.labels)}
-    fp16 = m.precisions.index("fp16") if "fp16" in m.precisions else 0
-    gpt2, llama7, llama70 = 0, min(1, len(m.labels) - 1), min(2, len(m.labels) - 1)
-    tiny = label["tiny model (this site)"]
-
-    def per_token(i, p=fp16):
-        return int(m.bytes_per_token[i, p])
-
-    def story(tokens):
-        return " ".join(visible_token(x) for x in tokens)
-
-    return {
-        "n_layer": res.n_layer, "n_head": res.n_head, "n_embd": res.n_embd,
-        "d_head": res.n_embd // res.n_head, "n_ctx": res.n_ctx, "n_vocab": res.n_vocab,
-        "n_params": f"{res.n_params:,}", "n_prompt": res.n_prompt, "n_generated": n_gen,
-        "prompt": story(res.tokens[:res.n_prompt]), "continuation": story(res.tokens[res.n_prompt:]),
-        "growth_steps": int(res.written_at.max()),
-        "max_diff": float(res.max_abs_diff.max()), "max_diff_f64": res.max_abs_diff_f64,
-        "max_logit": res.max_abs_logit,
-        "work_length": int(res.work_steps[-1]),
-        "step_cached": f"{int(res.madds_cached[-1]):,}", "step_uncached": f"{int(res.madds_uncached[-1]):,}",
-        "step_ratio": float(res.madds_uncached[-1] / res.madds_cached[-1]),
-        "total_cached": f"{int(res.total_cached[-1]):,}", "total_uncached": f"{int(res.total_uncached[-1]):,}",
-        "total_ratio": float(res.total_uncached[-1] / res.total_cached[-1]),
-        "first_step": f"{int(res.madds_cached[0]):,}",
-        "measured_on": t.measured_on,
-        "time_short": int(t.lengths[0]), "time_long": int(t.lengths[-1]),
-        "ms_cached_short": 1e3 * float(t.seconds_cached[0]), "ms_uncached_short": 1e3 * float(t.seconds_uncached[0]),
-        "ms_cached_long": 1e3 * float(t.seconds_cached[-1]), "ms_uncached_long": 1e3 * float(t.seconds_uncached[-1]),
-        "speedup_long": float(t.seconds_uncached[-1] / t.seconds_cached[-1]),
-        "cached_growth": float(t.seconds_cached[-1] / t.seconds_cached[0]),
-        "uncached_growth": float(t.seconds_uncached[-1] / t.seconds_uncached[0]),
-        "madds_ratio_long": float(res.timed_madds_uncached[-1] / res.timed_madds_cached[-1]),
-        "gpt2_label": m.labels[gpt2], "shortest": f"{int(m.seq_lengths[0]):,}",
-        "gpt2_shortest_bytes": f"{int(m.bytes[gpt2, fp16, 0, 0]):,}",
-        "gpt2_shortest_mib": float(m.bytes[gpt2, fp16, 0, 0] / 2 ** 20),
-        "gpt2_layers": int(m.n_layer[gpt2]), "gpt2_kv_heads": int(m.n_kv_head[gpt2]),
-        "gpt2_d_head": int(m.d_head[gpt2]), "fp16_bytes": int(m.bytes_per_value[fp16]),
-        "gpt2_token_kib": per_token(gpt2) / 1024,
-        "llama7_label": m.labels[llama7], "llama7_token_kib": per_token(llama7) / 1024,
-        "llama70_label": m.labels[llama70], "llama70_token_kib": per_token(llama70) / 1024,
-        "llama70_layers": int(m.n_layer[llama70]), "llama70_heads": int(m.n_head[llama70]),
-        "llama70_kv_heads": int(m.n_kv_head[llama70]),
-        "llama70_mha_token_kib": int(m.mha_bytes_per_token[llama70, fp16]) / 1024,
-        "gqa_factor": float(m.n_head[llama70] / m.n_kv_head[llama70]),
-        "llama70_longest_gib": float(m.bytes[llama70, fp16, 0, -1] / GIB),
-        "llama7_longest_gib": float(m.bytes[llama7, fp16, 0, -1] / GIB),
-        "longest": f"{int(m.seq_lengths[-1]):,}",
-        "batch_small": int(m.batch_sizes[0]), "batch_big": int(m.batch_sizes[min(1, len(m.batch_sizes) - 1)]),
-        "tiny_token_bytes": per_token(tiny),
-        "tiny_context_kib": per_token(tiny) * res.n_ctx / 1024,
-    }

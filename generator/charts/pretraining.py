@@ -7,24 +7,14 @@ import textwrap
 import altair as alt
 import numpy as np
 
-from generator.charts.common import OKABE_ITO, grid_slider, nearest, sig, visible_token
+from generator.charts.common import OKABE_ITO, WIDTH, grid_slider, nearest, sig
+from generator.sims.family import best_index, model_name
 from generator.sims.pretraining import PretrainingResults
 
-WIDTH = 560
 LOSS = "loss (bits/token)"
 REFERENCES = ("unigram", "bigram", "entropy floor")
 REFERENCE_COLOURS = ("#999999", "#D55E00", "#009E73")
 TEXT_WIDTH = 86  # characters per line of a sampled story
-OTHERS = "(all others)"
-
-
-def best_index(res: PretrainingResults) -> int:
-    """The model with the lowest final held-out loss."""
-    return int(np.argmin([m.heldout_loss[-1] for m in res.models]))
-
-
-def model_label(n_layer: int, n_head: int) -> str:
-    return f"{n_layer} layer{'s' * (n_layer > 1)}, {n_head} head{'s' * (n_head > 1)}"
 
 
 def reference_rows(res: PretrainingResults) -> list[dict]:
@@ -72,7 +62,7 @@ def loss_curves(res: PretrainingResults) -> alt.LayerChart:
             rows.append({**key, "data": "held-out", LOSS: sig(heldout)})
             if not np.isnan(trained):
                 rows.append({**key, "data": "training", LOSS: sig(trained)})
-    layers, heads = model_radios(res, best_index(res))
+    layers, heads = model_radios(res, best_index(res.models))
     chosen = "datum.layers == layers && datum.heads == heads"
     base = alt.Chart()
     x = alt.X("step:Q", title="training step")
@@ -126,7 +116,7 @@ def scaling(res: PretrainingResults) -> alt.LayerChart:
 
 def samples(res: PretrainingResults) -> alt.LayerChart:
     """Stories the best model wrote at each checkpoint, chosen with a step slider."""
-    i = best_index(res)
+    i = best_index(res.models)
     m = res.models[i]
     steps = [int(s) for s in m.config.checkpoints]
     heldout = dict(zip(m.eval_steps.tolist(), m.heldout_loss))
@@ -149,47 +139,13 @@ def samples(res: PretrainingResults) -> alt.LayerChart:
     body = base.transform_filter("datum.line > 0").mark_text(**font)
     return alt.layer(header, body).add_params(slider).properties(
         width=WIDTH, height=18 * n_lines,
-        title=f"Stories sampled from the {model_label(m.config.n_layer, m.config.n_head)} model "
+        title=f"Stories sampled from the {model_name(m.config.n_layer, m.config.n_head)} model "
               "(temperature 1, same random numbers at every step)",
     )
 
 
 # ---------------------------------------------------------------------------------------------
 # The sampling chapter's companion
-
-
-def model_logits(res: PretrainingResults) -> alt.LayerChart:
-    """A trained model's next-token probabilities after a real prompt, under temperature and top-p."""
-    c = res.companion
-    tokens = [visible_token(t) for t in c.tokens] + [OTHERS]
-    slider = grid_slider("T", c.temperatures, "temperature T ", step=0.05)
-    top_p = alt.param(name="top_p", value=float(c.top_p[-1]),
-                      bind=alt.binding_radio(options=[float(p) for p in c.top_p], name="top-p "))
-    rows = [{"T": sig(t), "top-p": sig(p), "token": token, "probability": sig(q, 4)}
-            for i, t in enumerate(c.temperatures) for j, p in enumerate(c.top_p)
-            for token, q in zip(tokens, [*c.probs[i, j], c.other[i, j]])]
-    truth = [{"token": token, "true probability": sig(g, 4), "logit": None if z is None else sig(z, 4)}
-             for token, g, z in zip(tokens, [*c.grammar_probs, c.grammar_other], [*c.logits, None])]
-    x = alt.X("token:N", sort=tokens, axis=alt.Axis(labelAngle=0),
-              title=f"next token (the model's {len(c.tokens)} most likely, then the rest)")
-    bars = nearest(alt.Chart(alt.Data(values=rows)), slider, "T", log=True).transform_filter(
-        "datum['top-p'] == top_p").mark_bar(color=OKABE_ITO[0]).encode(
-        x=x, y=alt.Y("probability:Q", scale=alt.Scale(domain=[0, 1]), title="probability"),
-        tooltip=[alt.Tooltip("token:N"), alt.Tooltip("T:Q", format="g"), alt.Tooltip("top-p:Q", format="g"),
-                 alt.Tooltip("probability:Q", format=".4f")])
-    ticks = alt.Chart(alt.Data(values=truth)).mark_tick(color=OKABE_ITO[5], thickness=3, size=28).encode(
-        x=x, y="true probability:Q",
-        tooltip=[alt.Tooltip("token:N"), alt.Tooltip("logit:Q", format=".3f"),
-                 alt.Tooltip("true probability:Q", format=".4f")])
-    return alt.layer(bars, ticks).add_params(slider, top_p).properties(
-        width=WIDTH, height=240,
-        title="A trained model's next token (orange ticks: the grammar's true probability)",
-    )
-
-
-def sampling_figures(res: PretrainingResults) -> dict[str, alt.TopLevelMixin]:
-    """The chart the sampling chapter takes from this one."""
-    return {"model_logits": model_logits(res)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -199,78 +155,3 @@ def sampling_figures(res: PretrainingResults) -> dict[str, alt.TopLevelMixin]:
 def figures(res: PretrainingResults) -> dict[str, alt.TopLevelMixin]:
     """Every chart of the chapter, by the name the prose uses to place it."""
     return {"loss_curves": loss_curves(res), "scaling": scaling(res), "samples": samples(res)}
-
-
-def facts(res: PretrainingResults) -> dict[str, object]:
-    """Numbers the prose quotes, read off the results."""
-    c = res.corpus
-    first = res.models[0].config
-    final = np.array([m.heldout_loss[-1] for m in res.models])
-    best, worst = int(np.argmin(final)), int(np.argmax(final))
-    by_layers = {n: float(np.mean([m.heldout_loss[-1] for m in res.models if m.config.n_layer == n]))
-                 for n in res.n_layers}
-    by_heads = {n: float(np.mean([m.heldout_loss[-1] for m in res.models if m.config.n_head == n]))
-                for n in res.n_heads}
-    b = res.models[best]
-    gap = c.bigram_loss - c.entropy_floor
-    return {
-        "n_models": len(res.models),
-        "n_layers": list(res.n_layers),
-        "n_heads": list(res.n_heads),
-        "n_embd": first.n_embd,
-        "n_ctx": first.data.n_ctx,
-        "steps": first.steps,
-        "batch_size": first.batch_size,
-        "tokens_per_step": first.batch_size * first.data.n_ctx,
-        "learning_rate": first.learning_rate,
-        "warmup_steps": first.warmup_steps,
-        "train_stories": c.n_train_stories,
-        "train_tokens": c.n_train_tokens,
-        "heldout_windows": c.n_heldout_windows,
-        "heldout_targets": c.n_heldout_targets,
-        "example": c.example,
-        "share_certain": c.share_certain,
-        "n_vocab": len(c.vocab),
-        "uniform_loss": float(np.log2(len(c.vocab))),
-        "floor": c.entropy_floor,
-        "unigram": c.unigram_loss,
-        "bigram": c.bigram_loss,
-        "initial_loss": float(b.heldout_loss[0]),
-        "best_label": model_label(b.config.n_layer, b.config.n_head),
-        "best_loss": float(final[best]),
-        "best_params": b.n_params,
-        "best_gap_closed": float((c.bigram_loss - final[best]) / gap),
-        "worst_label": model_label(res.models[worst].config.n_layer, res.models[worst].config.n_head),
-        "worst_loss": float(final[worst]),
-        "params_min": min(m.n_params for m in res.models),
-        "params_max": max(m.n_params for m in res.models),
-        "loss_fewest_layers": by_layers[res.n_layers[0]],
-        "loss_most_layers": by_layers[res.n_layers[-1]],
-        "loss_fewest_heads": by_heads[res.n_heads[0]],
-        "loss_most_heads": by_heads[res.n_heads[-1]],
-        "fewest_layers": res.n_layers[0],
-        "most_layers": res.n_layers[-1],
-        "fewest_heads": res.n_heads[0],
-        "most_heads": res.n_heads[-1],
-        "checkpoints": [int(s) for s in first.checkpoints],
-    }
-
-
-def sampling_facts(res: PretrainingResults) -> dict[str, object]:
-    """Numbers the sampling chapter quotes about the trained model's logits (at top-p = 1)."""
-    c = res.companion
-    one = int(np.argmin(np.abs(np.log(c.temperatures))))
-    top = int(np.argmax(c.grammar_probs))
-    return {
-        "model": model_label(c.n_layer, c.n_head),
-        "prompt": c.prompt,
-        "top_token": visible_token(c.tokens[0]),
-        "t_one": float(c.temperatures[one]),
-        "p_top": float(c.probs[one, -1, 0]),
-        "t_cold": float(c.temperatures[0]),
-        "p_top_cold": float(c.probs[0, -1, 0]),
-        "t_hot": float(c.temperatures[-1]),
-        "p_others_hot": float(c.other[-1, -1]),
-        "grammar_top_token": visible_token(c.tokens[top]),
-        "grammar_p_top": float(c.grammar_probs[top]),
-    }

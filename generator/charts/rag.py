@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import json
-
 import altair as alt
 import numpy as np
 
-from generator.charts.common import OKABE_ITO, sig
-from generator.sims.rag import RagResults
+from generator.charts.common import OKABE_ITO, WIDTH, sig
+from generator.sims.rag import LABELS, RANKED_TOP, RagResults
 
-WIDTH = 560
 ANSWERS, OTHER, BUDGET = "#D55E00", "#0072B2", "#CC79A7"
-LABELS = {"random": "random", "tf-idf": "TF-IDF", "lsa": "LSA", "bm25": "BM25", "hybrid": "hybrid"}
 ROLE_COLOURS = {"system": "#999999", "user": "#0072B2", "model": "#E69F00", "runtime": "#009E73"}
 VIEW_METHODS = ("lsa", "bm25", "hybrid")
-RANKED_TOP = 8  # chunks shown per method for the chosen question
 HEATMAP_TOP = 5  # the cosine heatmap shows chunks in some question's LSA top 5 ...
 HEATMAP_MAX = 40  # ... at most this many, answering and first-ranked chunks first
 TRACE_COLUMNS = 100  # characters per line of the token trace
@@ -351,79 +346,3 @@ def figures(res: RagResults) -> dict[str, alt.TopLevelMixin]:
         "trace": trace(res),
         "turn_tokens": turn_tokens(res),
     }
-
-
-def facts(res: RagResults) -> dict[str, object]:
-    """Numbers the prose quotes, read off the results."""
-    r, v, t = res.retrieval, res.retrieval.view, res.tools
-    method, size, overlap = r.best
-    m, i, j = list(r.methods).index(method), list(r.chunk_sizes).index(size), list(r.overlaps).index(overlap)
-    h = list(r.budgets).index(r.headline_budget)
-    rnd = list(r.methods).index("random")
-    per_method = {}
-    for n, name in enumerate(r.methods):
-        a, b = np.unravel_index(np.argmax(r.found_within[n, :, :, h]), r.found_within.shape[1:3])
-        per_method[LABELS[name]] = {"found": float(r.found_within[n, a, b, h]),
-                                    "chunk_size": int(r.chunk_sizes[a]), "overlap": int(r.overlaps[b]),
-                                    "mean_found": float(r.found_within[n, :, :, h].mean()),
-                                    "mean_mrr": float(r.mrr[n].mean())}
-    k_top = int(r.ks[-1])
-    lsa, bm = list(r.methods).index("lsa"), list(r.methods).index("bm25")
-    lexical_wins = np.flatnonzero((v.ranks[bm] == 1) & (v.ranks[lsa] > 1))
-    search = next(tr for tr in t.traces if "search" in tr.name)
-    vm = list(r.methods).index(v.best_method)
-    return {
-        "documents": list(r.documents),
-        "n_documents": len(r.documents),
-        "corpus_tokens": int(r.document_tokens.sum()),
-        "n_questions": len(r.questions),
-        "n_settings": int(r.n_chunks.size),
-        "chunk_sizes": [int(s) for s in r.chunk_sizes],
-        "overlaps": [int(o) for o in r.overlaps],
-        "ks": [int(k) for k in r.ks],
-        "k_top": k_top,
-        "headline_budget": r.headline_budget,
-        "best_method": LABELS[method],
-        "best_chunk_size": size,
-        "best_overlap": overlap,
-        "best_found": float(r.found_within[m, i, j, h]),
-        "best_mrr": float(r.mrr[m, i, j]),
-        "best_hit_1": float(r.hit_rate[m, i, j, 0]),
-        "best_n_chunks": int(r.n_chunks[i, j]),
-        "best_chunks_in_budget": r.headline_budget // size,
-        "random_found": float(r.found_within[rnd, i, j, h]),
-        "per_method": per_method,
-        "smallest_hit_top": float(r.hit_rate[m, 0, 0, -1]),
-        "largest_hit_top": float(r.hit_rate[m, -1, 0, -1]),
-        "smallest_found": float(r.found_within[m, 0, 0, h]),
-        "largest_found": float(r.found_within[m, -1, 0, h]),
-        "smallest_size": int(r.chunk_sizes[0]),
-        "size_ratio": sig(r.chunk_sizes[-1] / r.chunk_sizes[0], 3),
-        "one_question": 1 / len(r.questions),
-        "example_question": int(lexical_wins[0]) + 1 if len(lexical_wins) else None,
-        "largest_size": int(r.chunk_sizes[-1]),
-        "view_chunk_size": v.chunk_size,
-        "view_overlap": v.overlap,
-        "view_n_chunks": len(v.chunk_text),
-        "view_best_method": LABELS[v.best_method],
-        "view_best_mrr": float((1.0 / v.ranks[vm]).mean()),
-        "lsa_rank": v.rank,
-        "explained": float(v.explained.sum()),
-        "ranked_top": RANKED_TOP,
-        **{k: r.settings[k] for k in ("svd_rank", "bm25_k1", "bm25_b", "hybrid_weight", "seed")},
-        "system_tokens": t.system_tokens,
-        "schema_tokens": int(t.schema_tokens.sum()),
-        "schema_share": float(t.schema_tokens.sum() / t.system_tokens),
-        "tools": list(t.tools),
-        "conversation_tokens": {tr.title: int(tr.turn_tokens.sum()) for tr in t.traces},
-        "errors": [e for tr in t.traces for e in _errors(tr)],
-        "conversation_titles": [tr.title for tr in t.traces],
-        "search_question_tokens": int(search.turn_tokens[list(search.turn_roles).index("user")]),
-        "search_result_tokens": int(search.turn_tokens[list(search.turn_roles).index("runtime")]),
-        "search_method": LABELS[t.search_method],
-    }
-
-
-def _errors(tr) -> list[str]:
-    return [json.loads(text)["error"] for role, text in zip(tr.turn_roles, tr.turn_texts)
-            if role == "runtime" and "error" in json.loads(text)]

@@ -5,11 +5,12 @@ from __future__ import annotations
 import altair as alt
 import numpy as np
 
-from generator.charts.common import grid_slider, long_table, nearest, sig, visible_token
+from generator.charts.common import OKABE_ITO, WIDTH, grid_slider, long_table, nearest, sig, visible_token
 from generator.sims.sampling import SamplingResults, TruncationResult
 
-WIDTH = 560
 KEPT, DROPPED = "#0072B2", "#999999"
+
+OTHERS = "(all others)"  # the bar for every token not shown
 
 
 def temperature(res: SamplingResults) -> alt.VConcatChart:
@@ -91,7 +92,7 @@ def samples(res: SamplingResults) -> alt.Chart:
     for n, counts in zip(sizes, res.counts):
         for token, count, p in zip(tokens, counts, res.base_probs):
             rows.append({"N": n, "token": token, "source": "exact", "probability": sig(p), "count": None})
-            rows.append({"N": n, "token": token, "source": f"sampled", "probability": sig(count / n),
+            rows.append({"N": n, "token": token, "source": "sampled", "probability": sig(count / n),
                          "count": int(count)})
     return alt.Chart(alt.Data(values=rows)).transform_filter(
         "datum.N == N"
@@ -106,6 +107,35 @@ def samples(res: SamplingResults) -> alt.Chart:
         width=WIDTH, height=220, title=f"N draws at T = {res.sampler_temperature:g} (seed {res.seed})")
 
 
+def model_logits(res: SamplingResults) -> alt.LayerChart:
+    """A trained model's next-token probabilities after a real prompt, under temperature and top-p."""
+    c = res.model
+    tokens = [visible_token(t) for t in c.tokens] + [OTHERS]
+    slider = grid_slider("T", c.temperatures, "temperature T ", step=0.05)
+    top_p = alt.param(name="top_p", value=float(c.top_p[-1]),
+                      bind=alt.binding_radio(options=[float(p) for p in c.top_p], name="top-p "))
+    rows = [{"T": sig(t), "top-p": sig(p), "token": token, "probability": sig(q, 4)}
+            for i, t in enumerate(c.temperatures) for j, p in enumerate(c.top_p)
+            for token, q in zip(tokens, [*c.probs[i, j], c.other[i, j]])]
+    truth = [{"token": token, "true probability": sig(g, 4), "logit": None if z is None else sig(z, 4)}
+             for token, g, z in zip(tokens, [*c.grammar_probs, c.grammar_other], [*c.logits, None])]
+    x = alt.X("token:N", sort=tokens, axis=alt.Axis(labelAngle=0),
+              title=f"next token (the model's {len(c.tokens)} most likely, then the rest)")
+    bars = nearest(alt.Chart(alt.Data(values=rows)), slider, "T", log=True).transform_filter(
+        "datum['top-p'] == top_p").mark_bar(color=OKABE_ITO[0]).encode(
+        x=x, y=alt.Y("probability:Q", scale=alt.Scale(domain=[0, 1]), title="probability"),
+        tooltip=[alt.Tooltip("token:N"), alt.Tooltip("T:Q", format="g"), alt.Tooltip("top-p:Q", format="g"),
+                 alt.Tooltip("probability:Q", format=".4f")])
+    ticks = alt.Chart(alt.Data(values=truth)).mark_tick(color=OKABE_ITO[5], thickness=3, size=28).encode(
+        x=x, y="true probability:Q",
+        tooltip=[alt.Tooltip("token:N"), alt.Tooltip("logit:Q", format=".3f"),
+                 alt.Tooltip("true probability:Q", format=".4f")])
+    return alt.layer(bars, ticks).add_params(slider, top_p).properties(
+        width=WIDTH, height=240,
+        title="A trained model's next token (orange ticks: the grammar's true probability)",
+    )
+
+
 def figures(res: SamplingResults) -> dict[str, alt.TopLevelMixin]:
     """Every chart of the chapter, by the name the prose uses to place it."""
     return {
@@ -114,25 +144,5 @@ def figures(res: SamplingResults) -> dict[str, alt.TopLevelMixin]:
         "top_p": truncation(res, "top_p", "top-p", step=0.01, start=0.9),
         "min_p": truncation(res, "min_p", "min-p", step=0.01, start=0.1),
         "samples": samples(res),
+        "model_logits": model_logits(res),
     }
-
-
-def facts(res: SamplingResults) -> dict[str, object]:
-    """Numbers the prose quotes, read off the results (at the grid's ends and nearest T = 1)."""
-    t = res.temperatures
-    best = int(np.argmax(res.logits))
-    points = {"cold": 0, "one": int(np.argmin(np.abs(np.log(t)))), "hot": len(t) - 1}
-    out: dict[str, object] = {
-        "prompt": res.prompt,
-        "n_candidates": len(res.tokens),
-        "argmax_token": visible_token(res.tokens[best]),
-        "sample_sizes": [int(n) for n in res.sample_sizes],
-        "sampler_temperature": res.sampler_temperature,
-        "seed": res.seed,
-    }
-    for name, i in points.items():
-        out[f"t_{name}"] = float(t[i])
-        out[f"p_top_{name}"] = float(res.probs[i, best])
-        out[f"entropy_{name}"] = float(res.entropy[i])
-        out[f"choices_{name}"] = float(2.0 ** res.entropy[i])
-    return out

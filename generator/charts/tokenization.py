@@ -7,10 +7,9 @@ import json
 import altair as alt
 import numpy as np
 
-from generator.charts.common import OKABE_ITO, sig, visible_token
+from generator.charts.common import OKABE_ITO, WIDTH, sig, visible_token
 from generator.sims.tokenization import ENDOFTEXT, TokenizationResults
 
-WIDTH = 560
 NEWEST, ODD = "#D55E00", "#0072B2"
 # Token shading in the BPE chart: alternate tokens in blue and yellow, the newest in purple;
 # light enough for black letters in either palette (Vega's dark theme leaves text marks black).
@@ -93,7 +92,6 @@ def vocab_size(res: TokenizationResults) -> alt.LayerChart:
              "tokens": int(len(ids))}
             for e in res.encoded for label, kind, ids in zip(res.labels, res.kinds, e.ids)
             if kind == "language"]
-    languages = list(dict.fromkeys(r["language"] for r in rows))
     base = alt.Chart(alt.Data(values=rows)).encode(
         x=alt.X("vocabulary size:Q", scale=alt.Scale(type="log", domain=[40_000, 250_000]),
                 axis=alt.Axis(values=sorted({e.n_vocab for e in res.encoded}), format=","),
@@ -385,61 +383,3 @@ def figures(res: TokenizationResults) -> dict[str, alt.TopLevelMixin]:
         "bpe_vocab": bpe_vocab(res),
         "attention": attention(res),
     }
-
-
-def facts(res: TokenizationResults) -> dict[str, object]:
-    """Numbers the prose quotes, read off the results."""
-    names = encoding_names(res)
-    by_name = {e.encoding: e for e in res.encoded}
-    index = {label: i for i, label in enumerate(res.labels)}
-    ref = index[res.reference_language]
-    first, last = res.encoded[0], res.encoded[-1]
-    languages = [label for label, kind in zip(res.labels, res.kinds) if kind == "language"]
-
-    def tokens(e, label):
-        return int(len(e.ids[index[label]]))
-
-    def ratio(e, label):
-        return tokens(e, label) / tokens(e, res.reference_language)
-
-    costliest = {e.encoding: max(languages, key=lambda lang: ratio(e, lang)) for e in res.encoded}
-    a, b, chat = res.attention, res.bpe, res.chat
-    seconds = dict(zip(a.timed_lengths.tolist(), a.seconds.tolist()))
-    top = int(a.timed_lengths[-1])
-    out: dict[str, object] = {
-        "encodings": names,
-        "first_encoding": first.encoding, "last_encoding": last.encoding,
-        "n_vocab": {e.encoding: e.n_vocab for e in res.encoded},
-        "n_examples": res.kinds.count("example"), "n_languages": len(languages),
-        "reference_language": res.reference_language,
-        "tokens": {e.encoding: {label: tokens(e, label) for label in res.labels} for e in res.encoded},
-        "ratio": {e.encoding: {lang: ratio(e, lang) for lang in languages} for e in res.encoded},
-        "costliest": costliest,
-        "costliest_ratio": {e.encoding: ratio(e, costliest[e.encoding]) for e in res.encoded},
-        "reference_tokens": {e.encoding: tokens(e, res.reference_language) for e in res.encoded},
-        "endoftext_as_text": {e.encoding: int(len(e.endoftext_as_text)) for e in res.encoded},
-        "endoftext_id": {e.encoding: e.endoftext_id for e in res.encoded},
-        "chat_tokens": int(chat.ids.size),
-        "chat_content_tokens": int(chat.content_tokens.sum()),
-        "chat_messages": len(chat.roles),
-        "chat_overhead_per_message": [int(m - c) for m, c in zip(chat.message_tokens, chat.content_tokens)],
-        "chat_reply_prefix": chat.reply_prefix_tokens,
-        "bpe_bytes": int(b.tokens[0]), "bpe_pieces": b.n_pieces, "bpe_merges": int(len(b.merges)),
-        "bpe_tokens_end": int(b.tokens[-1]), "bpe_heldout_start": int(b.heldout_tokens[0]),
-        "bpe_heldout_end": int(b.heldout_tokens[-1]), "bpe_heldout_label": b.heldout_label,
-        "bpe_first_merges": [r["merged"] for r in merge_rows(res)[1:6]],
-        "bpe_real_tokens": {e.encoding: int(len(e.bpe_text_ids)) for e in res.encoded},
-        "d_head": a.d_head, "n_head": a.n_head, "n_layer": a.n_layer,
-        "timed_max": top, "timed_min": int(a.timed_lengths[0]),
-        "seconds_top": seconds[top], "ratio_top": seconds[top] / seconds[top // 2],
-        "ratio_small": seconds[int(a.timed_lengths[1])] / seconds[int(a.timed_lengths[0])],
-        "measured_on": a.measured_on,
-        "max_length": int(a.seq_lengths[-1]),
-        "tiktoken_version": res.tiktoken_version,
-        "data_sha256": {e.encoding: e.data_sha256 for e in res.encoded},
-    }
-    if "r50k_base" in by_name and "p50k_base" in by_name:
-        same = [label for i, label in enumerate(res.labels)
-                if np.array_equal(by_name["r50k_base"].ids[i], by_name["p50k_base"].ids[i])]
-        out["p50k_same_as_r50k"] = len(same)
-    return out

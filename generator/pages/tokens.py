@@ -21,19 +21,16 @@ import unicodedata
 
 from markupsafe import Markup
 
-from generator.charts import tokenization as charts
 from generator.sims.tokenization import TokenizationResults
 
 # Drawn instead of these characters, inside <i>, so whitespace can be seen.
 GLYPHS = {" ": "\u2423", "\t": "\u2192", "\n": "\u21b5"}
 
 
-def facts(res: TokenizationResults) -> dict[str, object]:
-    """The chart module's facts plus the token views the prose places."""
-    return {**charts.facts(res),
-            "token_view_examples": token_view(res, "example"),
-            "token_view_languages": token_view(res, "language"),
-            "token_view_chat": chat_view(res)}
+def widgets(res: TokenizationResults) -> dict[str, Markup]:
+    """The token views the prose places with {{ widget("name") }}."""
+    return {"examples": token_view(res, "example"), "languages": token_view(res, "language"),
+            "chat": chat_view(res)}
 
 
 def token_view(res: TokenizationResults, kind: str) -> Markup:

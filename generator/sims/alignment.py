@@ -31,17 +31,20 @@ Not simulated: human labelers, a learned reward model, sampling from the model d
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from generator.grids import AlignmentGrid, GridError, PretrainingGrid
-from generator.sims.attention import family_member
+from generator.sims.family import Memo, WithFamily, load_member, member_config, uncached
 from generator.sims.gpt import cross_entropy, gpt, gpt_backward, leaves, softmax, token_log_probs, tree_map
-from generator.sims.pretraining import Memo, compute
 from generator.sims.stories import END, Corpus, World, corpus, detokenize
-from generator.sims.train import BITS, AdamW, Data, global_norm, heldout_loss, learning_rate_at, make_data, train_model
+from generator.sims.train import BITS, AdamW, Data, global_norm, heldout_loss, learning_rate_at, make_data
+
+if TYPE_CHECKING:
+    from generator.grids import AlignmentGrid
 
 RECAP_LENGTH = 5  # "Tom had the ball .": who had what, copied from the story
 STAGES = ("pretrained", "SFT")  # then one "DPO, β = b" per beta
@@ -121,22 +124,17 @@ class AlignmentResults:
     dpo: tuple[DPORun, ...]  # [n_beta]
     next_tokens: tuple[NextTokens, ...]  # at the recap's first token, at the feeling
     seconds: float  # wall-clock time of SFT and every DPO run
+    facts: AlignmentFacts
 
 
-def simulate(config: tuple[AlignmentGrid, PretrainingGrid], memo: Memo = compute) -> AlignmentResults:
+def simulate(config: WithFamily, memo: Memo = uncached) -> AlignmentResults:
     """Load the pretrained model (through memo), fine-tune it, then tune it on preferences per beta."""
-    grid, family = config
-    base_cfg = family_member(grid.n_layer, grid.n_head, family, "grids.alignment")
-    if grid.preferred not in World().feelings:
-        raise GridError(f"grids.alignment.preferred: {grid.preferred!r} is not one of the grammar's "
-                        f"feelings {World().feelings}")
-    base = memo(train_model, base_cfg)
+    grid, family = config.grid, config.family
+    base_cfg = member_config(family, grid.n_layer, grid.n_head)
+    base = load_member(family, grid.n_layer, grid.n_head, memo)
     n_ctx, n_head, vocab = family.n_ctx, grid.n_head, base.vocab
     train = fitting_stories(corpus(World(), grid.train_stories, [grid.seed, 10]), n_ctx)
     heldout = fitting_stories(corpus(World(), grid.heldout_stories, [grid.seed, 11]), n_ctx)
-    if len(train) < grid.batch_size or grid.shown_story >= len(heldout):
-        raise GridError(f"grids.alignment.train_stories: {len(train)} training and {len(heldout)} held-out "
-                        f"stories fit the context of {n_ctx} tokens; too few")
     demos = demonstrations(train, vocab, n_ctx, whole=True)
     pair_rng = np.random.default_rng([grid.seed, 12])
     pairs = preference_pairs(train, grid.preferred, vocab, n_ctx, pair_rng)
@@ -157,7 +155,7 @@ def simulate(config: tuple[AlignmentGrid, PretrainingGrid], memo: Memo = compute
     models = [base.params, sft_params, *dpo_params]
     shown = heldout[grid.shown_story]
     before_feeling = shown[:shown.index(vocab.index("were")) + 1]
-    return AlignmentResults(
+    return with_facts(
         n_layer=grid.n_layer, n_head=n_head, vocab=vocab, preferred=grid.preferred,
         stages=(*STAGES, *(f"DPO, β = {b:g}" for b in grid.betas)), betas=grid.betas,
         n_demos=len(train), n_heldout=len(heldout),
@@ -396,3 +394,85 @@ def log_softmax(x):  # [..., n_vocab] -> [..., n_vocab]
 
 def next_token_probs(params, n_head, ids) -> np.ndarray:  # [n_seq] int -> [n_vocab]
     return softmax(gpt(np.array([ids]), params, n_head).logits[0, -1].astype(np.float64))
+
+
+# ---------------------------------------------------------------------------------------------
+# What the prose quotes
+
+
+@dataclass(frozen=True)
+class AlignmentFacts:
+    n_layer: int
+    n_head: int
+    preferred: str
+    n_demos: int
+    n_heldout: int
+    demo_example: str  # as the page writes it: END as ↵
+    pair_prompt: str
+    pair_chosen: str
+    pair_rejected: str
+    sft_steps: int
+    recap_loss_before: float
+    recap_loss_after: float
+    exact_before: float
+    exact_after: float
+    story_loss_before: float
+    story_loss_after: float
+    seconds: float
+    betas: list[float]
+    dpo_steps: int
+    beta_first: float
+    beta_last: float
+    win_before: float  # at the first beta
+    win_after: float
+    p_preferred_before: float
+    p_preferred_after: float
+    kl_after: float
+    loss_after_first: float
+    loss_after_last: float
+    margin_after_first: float
+    margin_after_last: float
+    recap_exact_after_dpo: float
+    p_pretrained_shown: float  # each stage's probability of the preferred feeling in the shown story
+    p_sft_shown: float
+    p_dpo0_shown: float  # after DPO at the first beta
+    recap_target: str
+    p_recap_target_pretrained: float
+    p_recap_target_sft: float
+
+
+def shown_text(text: str) -> str:
+    """Text with each end-of-story token shown as the page's ↵."""
+    return text.replace("\n", " \u21b5 ").strip()
+
+
+def with_facts(**fields) -> AlignmentResults:
+    """AlignmentResults with the facts its prose quotes."""
+    r = AlignmentResults(**fields, facts=None)
+    s, first, last = r.sft, r.dpo[0], r.dpo[-1]
+    feeling, recap_at = r.next_tokens[1], r.next_tokens[0]
+    preferred, target = r.vocab.index(r.preferred), r.vocab.index(recap_at.target)
+    facts = AlignmentFacts(
+        n_layer=r.n_layer, n_head=r.n_head, preferred=r.preferred, n_demos=r.n_demos,
+        n_heldout=r.n_heldout, demo_example=shown_text(r.demo_example),
+        pair_prompt=r.pair_example[0], pair_chosen=shown_text(r.pair_example[1]),
+        pair_rejected=shown_text(r.pair_example[2]), sft_steps=int(len(s.train_loss)),
+        recap_loss_before=r.pretrained_recap_loss, recap_loss_after=float(s.recap_loss[-1]),
+        exact_before=r.pretrained_exact, exact_after=float(s.exact[-1]),
+        story_loss_before=float(s.story_loss[0]), story_loss_after=float(s.story_loss[-1]),
+        seconds=r.seconds, betas=[float(b) for b in r.betas],
+        dpo_steps=int(len(first.train_loss)), beta_first=first.beta, beta_last=last.beta,
+        win_before=float(first.win_rate[0]), win_after=float(first.win_rate[-1]),
+        p_preferred_before=float(first.p_preferred[0]),
+        p_preferred_after=float(first.p_preferred[-1]), kl_after=float(first.kl[-1]),
+        loss_after_first=float(first.loss[-1]), loss_after_last=float(last.loss[-1]),
+        margin_after_first=float(first.margin[-1]), margin_after_last=float(last.margin[-1]),
+        recap_exact_after_dpo=first.recap_exact,
+        p_pretrained_shown=float(feeling.probs[0, preferred]),
+        p_sft_shown=float(feeling.probs[1, preferred]),
+        p_dpo0_shown=float(feeling.probs[2, preferred]),
+        recap_target=recap_at.target,
+        p_recap_target_pretrained=float(recap_at.probs[0, target]),
+        p_recap_target_sft=float(recap_at.probs[1, target]),
+    )
+    return dataclasses.replace(r, facts=facts)

@@ -20,12 +20,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from generator.grids import AttentionGrid, GridError, PretrainingGrid
 from generator.sims.attention_cost import attention_flops
+from generator.sims.family import Memo, WithFamily, load_models, model_configs, model_name, prompt_tokens, uncached
 from generator.sims.gpt import gpt, softmax
-from generator.sims.pretraining import Memo, compute, model_configs
-from generator.sims.stories import END, World, corpus, next_token_probs
-from generator.sims.train import TrainConfig, TrainedModel, fitting_starts, train_model, windows
+from generator.sims.stories import World, corpus
+from generator.sims.train import TrainedModel, fitting_starts, windows
 
 # A real model to compare cost with: GPT-2 small's attention, 12 heads of 64 dimensions.
 REFERENCE_NAME, REFERENCE_N_HEAD, REFERENCE_D_HEAD = "GPT-2 small", 12, 64
@@ -72,22 +71,32 @@ class AttentionResults:
     future_share: np.ndarray  # [n_layer, n_head]  unmasked weight on later keys, mean over queries
     heads: HeadScores
     cost: Cost
+    facts: AttentionFacts
 
 
-def simulate(config: tuple[AttentionGrid, PretrainingGrid], memo: Memo = compute) -> AttentionResults:
+def simulate(config: WithFamily, memo: Memo = uncached) -> AttentionResults:
     """Load the family (through memo), trace the chosen model on the prompt, score every head."""
-    grid, family = config
+    grid, family = config.grid, config.family
     configs = model_configs(family)
-    chosen_config = family_member(grid.n_layer, grid.n_head, family, "grids.attention")
-    tokens = prompt_tokens(grid.prompt, family.n_ctx, "grids.attention")
-    models = [memo(train_model, cfg) for cfg in configs]
-    chosen = models[configs.index(chosen_config)]
+    tokens = prompt_tokens(grid.prompt)
+    models = load_models(family, memo)
+    chosen = next(m for m, c in zip(models, configs) if (c.n_layer, c.n_head) == (grid.n_layer, grid.n_head))
     index = {w: i for i, w in enumerate(chosen.vocab)}
     trace = gpt(np.array([[index[w] for w in tokens]]), chosen.params, grid.n_head)
     scores = np.stack([b.scores[0] for b in trace.blocks]).astype(np.float64)  # [n_layer, n_head, n_seq, n_seq]
+    weights = np.stack([b.weights[0] for b in trace.blocks]).astype(np.float64)
     unmasked = softmax(scores)
     d_head = family.n_embd // grid.n_head
     lengths = np.asarray(grid.seq_lengths, dtype=np.int64)
+    heads = score_heads(models, scored_windows(grid.scored_stories, family))
+    cost = Cost(
+        seq_lengths=lengths,
+        flops_model=grid.n_head * attention_flops(lengths, d_head),
+        flops_reference=REFERENCE_N_HEAD * attention_flops(lengths, REFERENCE_D_HEAD),
+        reference=REFERENCE_NAME, reference_n_head=REFERENCE_N_HEAD,
+        reference_d_head=REFERENCE_D_HEAD,
+        doubling_ratio=float(attention_flops(2 * lengths[0], d_head) / attention_flops(lengths[0], d_head)),
+    )
     return AttentionResults(
         tokens=tokens,
         n_layer=grid.n_layer,
@@ -96,41 +105,13 @@ def simulate(config: tuple[AttentionGrid, PretrainingGrid], memo: Memo = compute
         d_head=d_head,
         heldout_loss=float(chosen.heldout_loss[-1]),
         scores=scores,
-        weights=np.stack([b.weights[0] for b in trace.blocks]).astype(np.float64),
+        weights=weights,
         unmasked=unmasked,
         future_share=future_share(unmasked),
-        heads=score_heads(models, scored_windows(grid.scored_stories, family)),
-        cost=Cost(
-            seq_lengths=lengths,
-            flops_model=grid.n_head * attention_flops(lengths, d_head),
-            flops_reference=REFERENCE_N_HEAD * attention_flops(lengths, REFERENCE_D_HEAD),
-            reference=REFERENCE_NAME, reference_n_head=REFERENCE_N_HEAD,
-            reference_d_head=REFERENCE_D_HEAD,
-            doubling_ratio=float(attention_flops(2 * lengths[0], d_head) / attention_flops(lengths[0], d_head)),
-        ),
+        heads=heads,
+        cost=cost,
+        facts=facts(tokens, weights, unmasked, heads, cost, grid, family, float(chosen.heldout_loss[-1])),
     )
-
-
-def family_member(n_layer: int, n_head: int, family: PretrainingGrid, where: str) -> TrainConfig:
-    """The config of the family's model with n_layer layers and n_head heads; `where` names the grid."""
-    for cfg in model_configs(family):
-        if (cfg.n_layer, cfg.n_head) == (n_layer, n_head):
-            return cfg
-    raise GridError(f"{where}.n_layer, n_head: ({n_layer}, {n_head}) is not a model of the "
-                    f"pretraining family {family.n_layers} x {family.n_heads}")
-
-
-def prompt_tokens(prompt: str, n_ctx: int, where: str) -> tuple[str, ...]:
-    """END and the prompt's words, checked: a story the grammar can tell, within the context."""
-    words = prompt.split()
-    try:
-        next_token_probs(World(), words)
-    except ValueError as exc:
-        raise GridError(f"{where}.prompt: not a story the grammar can tell ({exc})") from exc
-    if len(words) + 1 > n_ctx:
-        raise GridError(f"{where}.prompt: {len(words)} words and END exceed the models' "
-                        f"context of {n_ctx} tokens")
-    return (END, *words)
 
 
 def future_share(weights):  # [..., n_seq, n_seq] -> [...]
@@ -144,13 +125,10 @@ def future_share(weights):  # [..., n_seq, n_seq] -> [...]
 # Scoring heads
 
 
-def scored_windows(n_stories: int, family: PretrainingGrid):  # -> [n_windows, n_ctx] int
+def scored_windows(n_stories: int, family):  # int, PretrainingGrid -> [n_windows, n_ctx] int
     """Windows of held-out stories (the seed the held-out data uses), one starting at each story."""
     stories = corpus(World(), n_stories, [family.seed, 1])
     starts = fitting_starts(stories.starts, len(stories.ids), family.n_ctx)
-    if len(starts) == 0:
-        raise GridError(f"grids.attention.scored_stories: {n_stories} stories do not fill one "
-                        f"window of {family.n_ctx + 1} tokens")
     return windows(stories.ids, starts, family.n_ctx)[0]
 
 
@@ -207,4 +185,102 @@ def score_heads(models: list[TrainedModel], ids) -> HeadScores:  # [n_windows, n
         uniform_previous_token=float(target_weight(uniform, previous)[0]),
         uniform_induction=float(target_weight(uniform, induction)[0]),
         n_windows=len(ids), n_induction_queries=int(induction.sum()),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# What the prose quotes
+
+
+@dataclass(frozen=True)
+class AttentionFacts:
+    strongest_weight: float  # the largest weight on an earlier key other than the first (END)
+    strongest_layer: int
+    strongest_head: int
+    strongest_query: int
+    strongest_query_token: str
+    strongest_key: int
+    strongest_key_token: str
+    n_seq: int
+    model: str
+    n_layer: int
+    n_head: int
+    n_embd: int
+    d_head: int
+    heldout_loss: float
+    future_share_mean: float
+    future_share_max: float
+    masked_weight_total: float
+    n_heads_scored: int
+    n_windows: int
+    n_induction_queries: int
+    uniform_induction: float
+    uniform_previous: float
+    top_induction: float
+    top_induction_ratio: float
+    top_induction_model: str
+    top_induction_layer: int
+    top_induction_head: int
+    top_previous: float
+    top_previous_ratio: float
+    top_previous_model: str
+    top_previous_layer: int
+    top_previous_head: int
+    one_layer_top_induction: float
+    deeper_top_induction: float
+    reference: str
+    reference_n_head: int
+    reference_d_head: int
+    shortest: int
+    longest: int
+    flops_model_shortest: int
+    flops_reference_shortest: int
+    flops_reference_longest: int
+    doubling_ratio: float
+    length_ratio: int
+    flops_ratio: float
+
+
+def facts(tokens, weights, unmasked, h: HeadScores, c: Cost, grid, family, heldout_loss: float) -> AttentionFacts:
+    """The numbers the chapter's prose quotes."""
+    top_induction = int(np.argmax(h.induction))
+    top_previous = int(np.argmax(h.previous_token))
+    lengths = [int(n) for n in c.seq_lengths]
+    # The strongest single weight on an earlier token other than the first (END, where heads
+    # with nothing to look at park their weight).
+    n_seq = len(tokens)
+    elsewhere = np.tril(np.ones((n_seq, n_seq), dtype=bool), k=-1) & (np.arange(n_seq) > 0)
+    layer, head, query, key = np.unravel_index(np.argmax(np.where(elsewhere, weights, -1)), weights.shape)
+    shares = future_share(unmasked)
+    return AttentionFacts(
+        strongest_weight=float(weights[layer, head, query, key]),
+        strongest_layer=int(layer) + 1, strongest_head=int(head) + 1,
+        strongest_query=int(query), strongest_query_token=tokens[query],
+        strongest_key=int(key), strongest_key_token=tokens[key],
+        n_seq=n_seq, model=model_name(grid.n_layer, grid.n_head),
+        n_layer=grid.n_layer, n_head=grid.n_head, n_embd=family.n_embd,
+        d_head=family.n_embd // grid.n_head, heldout_loss=heldout_loss,
+        future_share_mean=float(shares.mean()), future_share_max=float(shares.max()),
+        masked_weight_total=float(np.triu(weights.sum(axis=(0, 1)), k=1).sum()),
+        n_heads_scored=len(h.layer), n_windows=h.n_windows,
+        n_induction_queries=h.n_induction_queries,
+        uniform_induction=h.uniform_induction, uniform_previous=h.uniform_previous_token,
+        top_induction=float(h.induction[top_induction]),
+        top_induction_ratio=float(h.induction[top_induction] / h.uniform_induction),
+        top_induction_model=model_name(int(h.model_layers[top_induction]), int(h.model_heads[top_induction])),
+        top_induction_layer=int(h.layer[top_induction]), top_induction_head=int(h.head[top_induction]),
+        top_previous=float(h.previous_token[top_previous]),
+        top_previous_ratio=float(h.previous_token[top_previous] / h.uniform_previous_token),
+        top_previous_model=model_name(int(h.model_layers[top_previous]), int(h.model_heads[top_previous])),
+        top_previous_layer=int(h.layer[top_previous]), top_previous_head=int(h.head[top_previous]),
+        one_layer_top_induction=float(h.induction[h.model_layers == 1].max()),
+        deeper_top_induction=(float(h.induction[h.model_layers > 1].max())
+                              if (h.model_layers > 1).any() else 0.0),
+        reference=c.reference, reference_n_head=c.reference_n_head,
+        reference_d_head=c.reference_d_head, shortest=lengths[0], longest=lengths[-1],
+        flops_model_shortest=int(c.flops_model[0]),
+        flops_reference_shortest=int(c.flops_reference[0]),
+        flops_reference_longest=int(c.flops_reference[-1]),
+        doubling_ratio=c.doubling_ratio, length_ratio=lengths[-1] // lengths[0],
+        flops_ratio=float(c.flops_reference[-1] / c.flops_reference[0]),
     )

@@ -18,15 +18,18 @@ lost by storing the cache in int8 (only its size is computed), batches of differ
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from generator.grids import KV_PRECISION_BYTES, GridError, KVCacheGrid, PretrainingGrid
 from generator.sims.attention_cost import machine_description, run_single_threaded, seconds_per_call
 from generator.sims.gpt import attention, gelu, gpt, init_params, layer_norm, linear, merge_heads, split_heads
-from generator.sims.pretraining import Memo, compute, model_configs
-from generator.sims.train import TrainConfig, TrainedModel, train_model
+from generator.sims.family import Memo, WithFamily, load_member, prompt_ids, uncached
+from generator.sims.train import TrainConfig, TrainedModel
+
+# Bytes one cached number takes in each precision a KV cache is commonly stored in.
+BYTES_PER_VALUE = {"fp32": 4, "bf16": 2, "fp16": 2, "int8": 1}
 
 # ---------------------------------------------------------------------------------------------
 # Decoding with a cache
@@ -236,16 +239,7 @@ class KVCacheResults:
     timed_madds_cached: np.ndarray  # [n_t]
     timed_madds_uncached: np.ndarray  # [n_t]
     memory: Memory
-
-
-def decoding_model(grid: KVCacheGrid, family: PretrainingGrid) -> TrainConfig:
-    """The pretraining family's model with the grid's layers and heads."""
-    for name, options in (("model_layers", family.n_layers), ("model_heads", family.n_heads)):
-        if getattr(grid, name) not in options:
-            raise GridError(f"grids.kvcache.{name}: {getattr(grid, name)} is not one of the "
-                            f"pretraining family's {list(options)}")
-    return next(cfg for cfg in model_configs(family)
-                if (cfg.n_layer, cfg.n_head) == (grid.model_layers, grid.model_heads))
+    facts: KVCacheFacts
 
 
 def cast(params, dtype):  # params, dtype -> params
@@ -257,20 +251,13 @@ def cast(params, dtype):  # params, dtype -> params
     return params.astype(dtype)
 
 
-def simulate(config: tuple[KVCacheGrid, PretrainingGrid], memo: Memo = compute) -> KVCacheResults:
+def simulate(config: WithFamily, memo: Memo = uncached) -> KVCacheResults:
     """Decode with the cache, check it against full passes, count, time and size it."""
-    grid, family = config
-    model: TrainedModel = memo(train_model, decoding_model(grid, family))
-    index = {w: i for i, w in enumerate(model.vocab)}
-    unknown = [w for w in grid.prompt.split() if w not in index]
-    if unknown:
-        raise GridError(f"grids.kvcache.prompt: {unknown[0]!r} is not in the model's vocabulary")
-    prompt = np.array([index["\n"]] + [index[w] for w in grid.prompt.split()])  # [n_prompt]
+    grid, family = config.grid, config.family
+    model: TrainedModel = load_member(family, grid.model_layers, grid.model_heads, memo)
+    prompt = np.array(prompt_ids(grid.prompt, model.vocab))  # [n_prompt]
     cfg = model.config
     n_ctx, n_vocab = cfg.data.n_ctx, len(model.vocab)
-    if len(prompt) + grid.growth_steps - 1 > n_ctx:
-        raise GridError(f"grids.kvcache.growth_steps: the prompt and {grid.growth_steps} steps do "
-                        f"not fit the model's context of {n_ctx} tokens")
 
     run = greedy_decode(prompt, model.params, cfg.n_head, n_ctx)
     diff = np.abs(run.logits - uncached_logits(run.ids, model.params, cfg.n_head)).max(axis=-1)
@@ -288,7 +275,7 @@ def simulate(config: tuple[KVCacheGrid, PretrainingGrid], memo: Memo = compute) 
     per_step = {c: step_madds(every, cached=c, **shape) for c in (True, False)}
     timing = memo(step_times, TimingConfig(cfg.n_layer, cfg.n_head, cfg.n_embd, n_vocab,
                                            tuple(grid.timed_lengths), grid.seed))
-    return KVCacheResults(
+    return with_facts(
         n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd, n_ctx=n_ctx, n_vocab=n_vocab,
         n_params=model.n_params, tokens=tuple(model.vocab[i] for i in run.ids), n_prompt=len(prompt),
         logits_cached=run.logits, max_abs_diff=diff, max_abs_diff_f64=diff64,
@@ -304,12 +291,12 @@ def simulate(config: tuple[KVCacheGrid, PretrainingGrid], memo: Memo = compute) 
     )
 
 
-def memory(grid: KVCacheGrid, tiny: TrainConfig) -> Memory:
+def memory(grid, tiny: TrainConfig) -> Memory:  # KVCacheGrid, TrainConfig -> Memory
     """Cache sizes of the grid's configurations and the tiny model, over lengths, precisions, batches."""
-    configs = [*grid.models, ("tiny model (this site)", tiny.n_layer, tiny.n_head, tiny.n_head,
+    configs = [*grid.models, (TINY, tiny.n_layer, tiny.n_head, tiny.n_head,
                               tiny.n_embd // tiny.n_head)]
     n_layer, n_head, n_kv_head, d_head = (np.array([c[i] for c in configs]) for i in range(1, 5))  # [n_model]
-    per_value = np.array([KV_PRECISION_BYTES[p] for p in grid.precisions])  # [n_prec]
+    per_value = np.array([BYTES_PER_VALUE[p] for p in grid.precisions])  # [n_prec]
     batches, lengths = np.array(grid.batch_sizes), np.array(grid.seq_lengths)
     m, p, b, n = np.ix_(np.arange(len(configs)), np.arange(len(per_value)), np.arange(len(batches)),
                         np.arange(len(lengths)))
@@ -321,3 +308,128 @@ def memory(grid: KVCacheGrid, tiny: TrainConfig) -> Memory:
         bytes_per_token=kv_cache_bytes(n_layer[:, None], n_kv_head[:, None], d_head[:, None], 1, per_value),
         mha_bytes_per_token=kv_cache_bytes(n_layer[:, None], n_head[:, None], d_head[:, None], 1, per_value),
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# What the prose quotes
+
+
+@dataclass(frozen=True)
+class KVCacheFacts:
+    n_layer: int
+    n_head: int
+    n_embd: int
+    d_head: int
+    n_ctx: int
+    n_vocab: int
+    n_params: int
+    n_prompt: int
+    n_generated: int
+    prompt: tuple[str, ...]  # tokens
+    continuation: tuple[str, ...]
+    growth_steps: int
+    max_diff: float  # largest logit difference, cached vs full pass, float32
+    max_diff_f64: float
+    max_logit: float
+    work_length: int
+    step_cached: int  # multiply-adds of the last step shown
+    step_uncached: int
+    step_ratio: float
+    total_cached: int
+    total_uncached: int
+    total_ratio: float
+    first_step: int
+    measured_on: str
+    time_short: int
+    time_long: int
+    ms_cached_short: float
+    ms_uncached_short: float
+    ms_cached_long: float
+    ms_uncached_long: float
+    speedup_long: float
+    cached_growth: float
+    uncached_growth: float
+    madds_ratio_long: float
+    gpt2_label: str
+    shortest: int
+    gpt2_shortest_bytes: int
+    gpt2_shortest_mib: float
+    gpt2_layers: int
+    gpt2_kv_heads: int
+    gpt2_d_head: int
+    fp16_bytes: int
+    gpt2_token_kib: float
+    llama7_label: str
+    llama7_token_kib: float
+    llama70_label: str
+    llama70_token_kib: float
+    llama70_layers: int
+    llama70_heads: int
+    llama70_kv_heads: int
+    llama70_mha_token_kib: float
+    gqa_factor: float
+    llama70_longest_gib: float
+    llama7_longest_gib: float
+    longest: int
+    batch_small: int
+    batch_big: int
+    tiny_token_bytes: int
+    tiny_context_kib: float
+
+
+GIB = 2 ** 30
+TINY = "tiny model (this site)"
+
+
+def with_facts(**fields) -> KVCacheResults:
+    """KVCacheResults with the facts its prose quotes."""
+    r = KVCacheResults(**fields, facts=None)
+    m, t = r.memory, r.times
+    label = {name: i for i, name in enumerate(m.labels)}
+    fp16 = m.precisions.index("fp16") if "fp16" in m.precisions else 0
+    gpt2, llama7, llama70 = 0, min(1, len(m.labels) - 1), min(2, len(m.labels) - 1)
+    tiny = label[TINY]
+
+    def per_token(i, p=fp16):
+        return int(m.bytes_per_token[i, p])
+
+    facts = KVCacheFacts(
+        n_layer=r.n_layer, n_head=r.n_head, n_embd=r.n_embd, d_head=r.n_embd // r.n_head,
+        n_ctx=r.n_ctx, n_vocab=r.n_vocab, n_params=r.n_params, n_prompt=r.n_prompt,
+        n_generated=len(r.tokens) - r.n_prompt, prompt=r.tokens[:r.n_prompt],
+        continuation=r.tokens[r.n_prompt:], growth_steps=int(r.written_at.max()),
+        max_diff=float(r.max_abs_diff.max()), max_diff_f64=r.max_abs_diff_f64,
+        max_logit=r.max_abs_logit, work_length=int(r.work_steps[-1]),
+        step_cached=int(r.madds_cached[-1]), step_uncached=int(r.madds_uncached[-1]),
+        step_ratio=float(r.madds_uncached[-1] / r.madds_cached[-1]),
+        total_cached=int(r.total_cached[-1]), total_uncached=int(r.total_uncached[-1]),
+        total_ratio=float(r.total_uncached[-1] / r.total_cached[-1]),
+        first_step=int(r.madds_cached[0]), measured_on=t.measured_on,
+        time_short=int(t.lengths[0]), time_long=int(t.lengths[-1]),
+        ms_cached_short=1e3 * float(t.seconds_cached[0]),
+        ms_uncached_short=1e3 * float(t.seconds_uncached[0]),
+        ms_cached_long=1e3 * float(t.seconds_cached[-1]),
+        ms_uncached_long=1e3 * float(t.seconds_uncached[-1]),
+        speedup_long=float(t.seconds_uncached[-1] / t.seconds_cached[-1]),
+        cached_growth=float(t.seconds_cached[-1] / t.seconds_cached[0]),
+        uncached_growth=float(t.seconds_uncached[-1] / t.seconds_uncached[0]),
+        madds_ratio_long=float(r.timed_madds_uncached[-1] / r.timed_madds_cached[-1]),
+        gpt2_label=m.labels[gpt2], shortest=int(m.seq_lengths[0]),
+        gpt2_shortest_bytes=int(m.bytes[gpt2, fp16, 0, 0]),
+        gpt2_shortest_mib=float(m.bytes[gpt2, fp16, 0, 0] / 2 ** 20),
+        gpt2_layers=int(m.n_layer[gpt2]), gpt2_kv_heads=int(m.n_kv_head[gpt2]),
+        gpt2_d_head=int(m.d_head[gpt2]), fp16_bytes=int(m.bytes_per_value[fp16]),
+        gpt2_token_kib=per_token(gpt2) / 1024,
+        llama7_label=m.labels[llama7], llama7_token_kib=per_token(llama7) / 1024,
+        llama70_label=m.labels[llama70], llama70_token_kib=per_token(llama70) / 1024,
+        llama70_layers=int(m.n_layer[llama70]), llama70_heads=int(m.n_head[llama70]),
+        llama70_kv_heads=int(m.n_kv_head[llama70]),
+        llama70_mha_token_kib=int(m.mha_bytes_per_token[llama70, fp16]) / 1024,
+        gqa_factor=float(m.n_head[llama70] / m.n_kv_head[llama70]),
+        llama70_longest_gib=float(m.bytes[llama70, fp16, 0, -1] / GIB),
+        llama7_longest_gib=float(m.bytes[llama7, fp16, 0, -1] / GIB),
+        longest=int(m.seq_lengths[-1]),
+        batch_small=int(m.batch_sizes[0]), batch_big=int(m.batch_sizes[min(1, len(m.batch_sizes) - 1)]),
+        tiny_token_bytes=per_token(tiny), tiny_context_kib=per_token(tiny) * r.n_ctx / 1024,
+    )
+    return dataclasses.replace(r, facts=facts)

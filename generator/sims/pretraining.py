@@ -6,36 +6,29 @@ grammar's exact -log2 P per token averaged over the held-out targets the models 
 and two baselines fitted by counting the training stories: a unigram model (each token's
 frequency) and a bigram model (each token's frequency after the token before it). Both add one
 pseudo-count (spread evenly for the unigram, spread as the unigram for the bigram) so that a
-pair never seen in training still gets a finite loss. For the sampling chapter: one trained
-model's actual next-token distribution after a prompt, under temperature and top-p, beside the
-grammar's exact distribution.
+pair never seen in training still gets a finite loss.
 
-Models and corpus statistics are computed through `memo(fn, config)`, which the build backs
-with its on-disk cache: each model is cached on its own, keyed by its TrainConfig and the code
-of generator.sims.train and what it imports, so changing one grid point trains one model, and
-editing this module (how results are assembled) retrains nothing.
+Models and corpus statistics are computed through `memo(fn, config)` (generator.sims.family),
+which the build backs with its on-disk cache: each model is cached on its own, keyed by its
+TrainConfig and the code of generator.sims.train and what it imports, so changing one grid
+point trains one model, and
+editing this module (how results are assembled) retrains nothing. The numbers the prose quotes
+are computed here too (PretrainingFacts).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from generator.grids import GridError, PretrainingGrid
-from generator.sims.gpt import next_token_logits
-from generator.sims.sampling import entropy_bits, renormalise, softmax_with_temperature, top_p_keep
-from generator.sims.stories import World, detokenize, next_token_probs
-from generator.sims.train import Data, DataConfig, TrainConfig, TrainedModel, make_data, train_model
+from generator.sims.family import Memo, best_model, load_models, model_configs, model_name, uncached
+from generator.sims.stories import detokenize
+from generator.sims.train import Data, DataConfig, TrainedModel, make_data
 
-Memo = Callable[[Callable[[Any], Any], Any], Any]
-
-
-def compute(fn: Callable[[Any], Any], config: Any) -> Any:
-    """The memo that caches nothing: fn(config)."""
-    return fn(config)
-
+if TYPE_CHECKING:
+    from generator.grids import PretrainingGrid
 
 @dataclass(frozen=True)
 class CorpusSummary:
@@ -52,24 +45,6 @@ class CorpusSummary:
 
 
 @dataclass(frozen=True)
-class Companion:
-    """One model's next-token distribution after a prompt, for the sampling chapter."""
-
-    prompt: str
-    n_layer: int
-    n_head: int
-    tokens: tuple[str, ...]  # [n_shown]  the most probable tokens at T = 1, most probable first
-    logits: np.ndarray  # [n_shown]
-    grammar_probs: np.ndarray  # [n_shown]  the grammar's exact probabilities
-    grammar_other: float  # the grammar's probability of every token not shown
-    temperatures: np.ndarray  # [n_T]
-    top_p: np.ndarray  # [n_p]
-    probs: np.ndarray  # [n_T, n_p, n_shown]  after temperature, top-p and renormalising
-    other: np.ndarray  # [n_T, n_p]  probability left to the tokens not shown
-    entropy: np.ndarray  # [n_T, n_p] bits, over the whole vocabulary
-
-
-@dataclass(frozen=True)
 class PretrainingResults:
     n_layers: tuple[int, ...]
     n_heads: tuple[int, ...]
@@ -77,34 +52,14 @@ class PretrainingResults:
     train_loss_at_eval: tuple[np.ndarray, ...]  # per model [n_eval] mean minibatch loss since the last eval
     sample_texts: tuple[tuple[tuple[str, ...], ...], ...]  # [model][checkpoint][sample]
     corpus: CorpusSummary
-    companion: Companion
+    facts: PretrainingFacts
 
 
-def model_configs(grid: PretrainingGrid) -> list[TrainConfig]:
-    """The family: one TrainConfig per (layers, heads), layers major."""
-    data = DataConfig(n_ctx=grid.n_ctx, train_stories=grid.train_stories,
-                      heldout_stories=grid.heldout_stories, seed=grid.seed)
-    return [
-        TrainConfig(data=data, n_layer=n_layer, n_head=n_head, n_embd=grid.n_embd,
-                    batch_size=grid.batch_size, steps=grid.steps, learning_rate=grid.learning_rate,
-                    warmup_steps=grid.warmup_steps, weight_decay=grid.weight_decay,
-                    grad_clip=grid.grad_clip, eval_every=grid.eval_every,
-                    checkpoints=grid.checkpoints, n_samples=grid.n_samples, seed=grid.seed)
-        for n_layer in grid.n_layers for n_head in grid.n_heads
-    ]
-
-
-def simulate(grid: PretrainingGrid, memo: Memo = compute) -> PretrainingResults:
-    """Train the family (through memo), fit the baselines, and read one model's logits."""
-    prompt = grid.prompt.split()
-    try:
-        next_token_probs(World(), prompt)
-    except ValueError as exc:
-        raise GridError(f"grids.pretraining.prompt: not a story the grammar can tell ({exc})") from exc
+def simulate(grid: PretrainingGrid, memo: Memo = uncached) -> PretrainingResults:
+    """Train the family (through memo) and fit the baselines."""
     configs = model_configs(grid)
     corpus = memo(summarise_corpus, configs[0].data)
-    models = tuple(memo(train_model, cfg) for cfg in configs)
-    best = min(models, key=lambda m: m.heldout_loss[-1])
+    models = tuple(load_models(grid, memo))
     return PretrainingResults(
         n_layers=grid.n_layers,
         n_heads=grid.n_heads,
@@ -112,7 +67,7 @@ def simulate(grid: PretrainingGrid, memo: Memo = compute) -> PretrainingResults:
         train_loss_at_eval=tuple(train_loss_at_eval(m) for m in models),
         sample_texts=tuple(sample_texts(m) for m in models),
         corpus=corpus,
-        companion=companion(best, prompt, grid),
+        facts=facts(models, corpus, grid),
     )
 
 
@@ -180,34 +135,84 @@ def sample_texts(m: TrainedModel) -> tuple[tuple[str, ...], ...]:
     return tuple(texts)
 
 
-def companion(m: TrainedModel, prompt: list[str], grid: PretrainingGrid) -> Companion:
-    """The model's next-token probabilities after the prompt under every temperature and top-p."""
-    index = {w: i for i, w in enumerate(m.vocab)}
-    ids = np.array([[index["\n"]] + [index[w] for w in prompt]])  # [1, n_seq]
-    logits = next_token_logits(ids, m.params, m.config.n_head)[0].astype(np.float64)  # [n_vocab]
-    shown = np.argsort(-logits, kind="stable")[: grid.companion_tokens]  # [n_shown]
-    grammar = next_token_probs(World(), prompt)
-    probs = np.zeros((len(grid.temperatures), len(grid.top_p), len(shown)))
-    other = np.zeros(probs.shape[:2])
-    entropy = np.zeros(probs.shape[:2])
-    for i, t in enumerate(grid.temperatures):
-        p = softmax_with_temperature(logits, t)  # [n_vocab]
-        for j, top_p in enumerate(grid.top_p):
-            q = renormalise(p, top_p_keep(p, top_p))
-            probs[i, j] = q[shown]
-            other[i, j] = np.delete(q, shown).sum()
-            entropy[i, j] = entropy_bits(q)
-    return Companion(
-        prompt=detokenize(prompt),
-        n_layer=m.config.n_layer,
-        n_head=m.config.n_head,
-        tokens=tuple(m.vocab[i] for i in shown),
-        logits=logits[shown],
-        grammar_probs=np.array([grammar.get(m.vocab[i], 0.0) for i in shown]),
-        grammar_other=sum(q for token, q in grammar.items() if token not in {m.vocab[i] for i in shown}),
-        temperatures=np.array(grid.temperatures),
-        top_p=np.array(grid.top_p),
-        probs=probs,
-        other=other,
-        entropy=entropy,
+# ---------------------------------------------------------------------------------------------
+# What the prose quotes
+
+
+@dataclass(frozen=True)
+class PretrainingFacts:
+    n_models: int
+    n_layers: list[int]
+    n_heads: list[int]
+    n_embd: int
+    n_ctx: int
+    steps: int
+    batch_size: int
+    tokens_per_step: int
+    learning_rate: float
+    warmup_steps: int
+    train_stories: int
+    train_tokens: int
+    heldout_windows: int
+    heldout_targets: int
+    example: str
+    share_certain: float
+    n_vocab: int
+    uniform_loss: float
+    floor: float
+    unigram: float
+    bigram: float
+    initial_loss: float  # the best model's, before training
+    best_label: str
+    best_loss: float
+    best_params: int
+    best_gap_closed: float  # share of the gap between the bigram baseline and the floor
+    worst_label: str
+    worst_loss: float
+    params_min: int
+    params_max: int
+    loss_fewest_layers: float  # mean final loss of the models with the fewest layers
+    loss_most_layers: float
+    loss_fewest_heads: float
+    loss_most_heads: float
+    fewest_layers: int
+    most_layers: int
+    fewest_heads: int
+    most_heads: int
+    checkpoints: list[int]
+
+
+def facts(models: tuple[TrainedModel, ...], c: CorpusSummary, grid: PretrainingGrid) -> PretrainingFacts:
+    """The numbers the chapter's prose quotes, read off the trained family and the corpus."""
+    first = models[0].config
+    final = np.array([m.heldout_loss[-1] for m in models])
+    b, worst = best_model(list(models)), models[int(np.argmax(final))]
+
+    def mean_loss(keep):
+        return float(np.mean([m.heldout_loss[-1] for m in models if keep(m.config)]))
+
+    return PretrainingFacts(
+        n_models=len(models), n_layers=list(grid.n_layers), n_heads=list(grid.n_heads),
+        n_embd=first.n_embd, n_ctx=first.data.n_ctx, steps=first.steps,
+        batch_size=first.batch_size, tokens_per_step=first.batch_size * first.data.n_ctx,
+        learning_rate=first.learning_rate, warmup_steps=first.warmup_steps,
+        train_stories=c.n_train_stories, train_tokens=c.n_train_tokens,
+        heldout_windows=c.n_heldout_windows, heldout_targets=c.n_heldout_targets,
+        example=c.example, share_certain=c.share_certain, n_vocab=len(c.vocab),
+        uniform_loss=float(np.log2(len(c.vocab))), floor=c.entropy_floor,
+        unigram=c.unigram_loss, bigram=c.bigram_loss,
+        initial_loss=float(b.heldout_loss[0]),
+        best_label=model_name(b.config.n_layer, b.config.n_head),
+        best_loss=float(b.heldout_loss[-1]), best_params=b.n_params,
+        best_gap_closed=float((c.bigram_loss - b.heldout_loss[-1]) / (c.bigram_loss - c.entropy_floor)),
+        worst_label=model_name(worst.config.n_layer, worst.config.n_head),
+        worst_loss=float(worst.heldout_loss[-1]),
+        params_min=min(m.n_params for m in models), params_max=max(m.n_params for m in models),
+        loss_fewest_layers=mean_loss(lambda cfg: cfg.n_layer == grid.n_layers[0]),
+        loss_most_layers=mean_loss(lambda cfg: cfg.n_layer == grid.n_layers[-1]),
+        loss_fewest_heads=mean_loss(lambda cfg: cfg.n_head == grid.n_heads[0]),
+        loss_most_heads=mean_loss(lambda cfg: cfg.n_head == grid.n_heads[-1]),
+        fewest_layers=grid.n_layers[0], most_layers=grid.n_layers[-1],
+        fewest_heads=grid.n_heads[0], most_heads=grid.n_heads[-1],
+        checkpoints=[int(s) for s in first.checkpoints],
     )

@@ -22,7 +22,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from generator.grids import RagGrid
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from generator.grids import RagGrid
 from generator.sims.encodings import get_encoding
 
 ENCODING = "cl100k_base"

@@ -4,22 +4,25 @@ Simulated exactly: the softmax with temperature p_i = exp(z_i/T) / sum_j exp(z_j
 fixed candidate set, its entropy, top-k, top-p (nucleus) and min-p truncation with
 renormalisation, and repeated seeded sampling. Not simulated: the model that produced the
 logits (the example's logits are illustrative) and the rest of the vocabulary, which is
-assumed to carry negligible probability.
+assumed to carry negligible probability. Beside them, a real model's logits: the pretraining
+family's best model (read through the memo, never retrained here) after a story prompt, under
+the same temperature and top-p, next to the story grammar's exact next-token distribution.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from generator.grids import SamplingGrid
+from generator.sims.family import Memo, WithFamily, best_model, load_models, model_name, prompt_ids, uncached
+from generator.sims.gpt import next_token_logits, softmax
+from generator.sims.stories import World, detokenize, next_token_probs
+from generator.sims.train import TrainedModel
 
-
-def softmax(z):  # [..., n_vocab] -> [..., n_vocab]
-    """Numerically stable softmax: shifting by the max changes nothing and never overflows."""
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
+if TYPE_CHECKING:
+    from generator.grids import SamplingGrid
 
 
 def softmax_with_temperature(z, temperature):  # [n_vocab], float -> [n_vocab]
@@ -70,6 +73,11 @@ def sample_counts(p, n, rng):  # [n_vocab], int, Generator -> [n_vocab] int
     return np.bincount(draws, minlength=p.shape[-1])
 
 
+def nearest_index(values, target):  # [n], float -> int
+    """Index of the value nearest target on a log scale (where temperatures live)."""
+    return int(np.argmin(np.abs(np.log(np.asarray(values) / target))))
+
+
 # ---------------------------------------------------------------------------------------------
 # The chapter's results
 
@@ -81,6 +89,66 @@ class TruncationResult:
     values: np.ndarray  # [n_grid]   the sampler's parameter (k, p or min-p)
     keep: np.ndarray  # [n_grid, n_vocab] bool
     probs: np.ndarray  # [n_grid, n_vocab] renormalised
+
+
+@dataclass(frozen=True)
+class ModelNextToken:
+    """A trained model's next-token distribution after a prompt, under temperature and top-p."""
+
+    prompt: str
+    n_layer: int
+    n_head: int
+    tokens: tuple[str, ...]  # [n_shown]  the most probable tokens at T = 1, most probable first
+    logits: np.ndarray  # [n_shown]
+    grammar_probs: np.ndarray  # [n_shown]  the grammar's exact probabilities
+    grammar_other: float  # the grammar's probability of every token not shown
+    temperatures: np.ndarray  # [n_T]
+    top_p: np.ndarray  # [n_p]
+    probs: np.ndarray  # [n_T, n_p, n_shown]  after temperature, top-p and renormalising
+    other: np.ndarray  # [n_T, n_p]  probability left to the tokens not shown
+    entropy: np.ndarray  # [n_T, n_p] bits, over the whole vocabulary
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What the prose quotes of the trained model's distribution (at top-p = 1)."""
+
+    model: str
+    prompt: str
+    top_token: str
+    t_one: float
+    p_top: float
+    t_cold: float
+    p_top_cold: float
+    t_hot: float
+    p_others_hot: float
+    grammar_top_token: str
+    grammar_p_top: float
+
+
+@dataclass(frozen=True)
+class SamplingFacts:
+    """What the prose quotes, at the grid's ends and nearest T = 1."""
+
+    prompt: str
+    n_candidates: int
+    argmax_token: str
+    sample_sizes: list[int]
+    sampler_temperature: float
+    seed: int
+    t_cold: float
+    t_one: float
+    t_hot: float
+    p_top_cold: float
+    p_top_one: float
+    p_top_hot: float
+    entropy_cold: float
+    entropy_one: float
+    entropy_hot: float
+    choices_cold: float  # 2 ** entropy: the number of equally likely choices it is worth
+    choices_one: float
+    choices_hot: float
+    model: ModelFacts
 
 
 @dataclass(frozen=True)
@@ -99,6 +167,8 @@ class SamplingResults:
     sample_sizes: np.ndarray  # [n_N]
     counts: np.ndarray  # [n_N, n_vocab]
     seed: int
+    model: ModelNextToken
+    facts: SamplingFacts
 
 
 def truncate(p, values, keep_fn):  # [n_vocab], [n_grid], fn -> TruncationResult
@@ -108,8 +178,9 @@ def truncate(p, values, keep_fn):  # [n_vocab], [n_grid], fn -> TruncationResult
     return TruncationResult(values=np.asarray(values), keep=keep, probs=probs)
 
 
-def simulate(grid: SamplingGrid) -> SamplingResults:
-    """Run every sampling quantity over the grid."""
+def simulate(config: WithFamily, memo: Memo = uncached) -> SamplingResults:
+    """Run every sampling quantity over the grid, and read the family's best model's logits."""
+    grid = config.grid
     tokens = tuple(token for token, _ in grid.candidates)
     logits = np.array([logit for _, logit in grid.candidates], dtype=np.float64)  # [n_vocab]
     temperatures = np.array(grid.temperatures, dtype=np.float64)  # [n_T]
@@ -117,13 +188,15 @@ def simulate(grid: SamplingGrid) -> SamplingResults:
     base = softmax_with_temperature(logits, grid.sampler_temperature)  # [n_vocab]
     rng = np.random.default_rng(grid.seed)
     counts = np.stack([sample_counts(base, n, rng) for n in grid.sample_sizes])  # [n_N, n_vocab]
+    model = model_next_token(best_model(load_models(config.family, memo)), grid)
+    entropy = entropy_bits(probs)
     return SamplingResults(
         prompt=grid.prompt,
         tokens=tokens,
         logits=logits,
         temperatures=temperatures,
         probs=probs,
-        entropy=entropy_bits(probs),
+        entropy=entropy,
         sampler_temperature=grid.sampler_temperature,
         base_probs=base,
         top_k=truncate(base, grid.top_k, top_k_keep),
@@ -132,4 +205,75 @@ def simulate(grid: SamplingGrid) -> SamplingResults:
         sample_sizes=np.array(grid.sample_sizes),
         counts=counts,
         seed=grid.seed,
+        model=model,
+        facts=facts(grid, tokens, logits, temperatures, probs, entropy, model),
+    )
+
+
+def model_next_token(m: TrainedModel, grid: SamplingGrid) -> ModelNextToken:
+    """The model's next-token probabilities after the prompt under every temperature and top-p."""
+    ids = np.array([prompt_ids(grid.model_prompt, m.vocab)])  # [1, n_seq]
+    logits = next_token_logits(ids, m.params, m.config.n_head)[0].astype(np.float64)  # [n_vocab]
+    shown = np.argsort(-logits, kind="stable")[: grid.model_tokens]  # [n_shown]
+    shown_tokens = tuple(m.vocab[i] for i in shown)
+    grammar = next_token_probs(World(), grid.model_prompt.split())
+    probs = np.zeros((len(grid.model_temperatures), len(grid.model_top_p), len(shown)))
+    other = np.zeros(probs.shape[:2])
+    entropy = np.zeros(probs.shape[:2])
+    for i, t in enumerate(grid.model_temperatures):
+        p = softmax_with_temperature(logits, t)  # [n_vocab]
+        for j, top_p in enumerate(grid.model_top_p):
+            q = renormalise(p, top_p_keep(p, top_p))
+            probs[i, j] = q[shown]
+            other[i, j] = np.delete(q, shown).sum()
+            entropy[i, j] = entropy_bits(q)
+    return ModelNextToken(
+        prompt=detokenize(grid.model_prompt.split()),
+        n_layer=m.config.n_layer,
+        n_head=m.config.n_head,
+        tokens=shown_tokens,
+        logits=logits[shown],
+        grammar_probs=np.array([grammar.get(t, 0.0) for t in shown_tokens]),
+        grammar_other=sum(q for token, q in grammar.items() if token not in set(shown_tokens)),
+        temperatures=np.array(grid.model_temperatures),
+        top_p=np.array(grid.model_top_p),
+        probs=probs,
+        other=other,
+        entropy=entropy,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# What the prose quotes
+
+
+def facts(grid, tokens, logits, temperatures, probs, entropy, model: ModelNextToken) -> SamplingFacts:
+    """The numbers the prose quotes: the illustrative logits at the grid's ends and nearest T = 1."""
+    best = int(np.argmax(logits))
+    cold, one, hot = 0, nearest_index(temperatures, 1.0), len(temperatures) - 1
+    return SamplingFacts(
+        prompt=grid.prompt, n_candidates=len(tokens), argmax_token=tokens[best],
+        sample_sizes=[int(n) for n in grid.sample_sizes],
+        sampler_temperature=grid.sampler_temperature, seed=grid.seed,
+        t_cold=float(temperatures[cold]), t_one=float(temperatures[one]), t_hot=float(temperatures[hot]),
+        p_top_cold=float(probs[cold, best]), p_top_one=float(probs[one, best]),
+        p_top_hot=float(probs[hot, best]),
+        entropy_cold=float(entropy[cold]), entropy_one=float(entropy[one]),
+        entropy_hot=float(entropy[hot]),
+        choices_cold=float(2.0 ** entropy[cold]), choices_one=float(2.0 ** entropy[one]),
+        choices_hot=float(2.0 ** entropy[hot]),
+        model=model_facts(model),
+    )
+
+
+def model_facts(m: ModelNextToken) -> ModelFacts:
+    """What the prose quotes of the model's distribution, at top-p = 1."""
+    one = nearest_index(m.temperatures, 1.0)
+    top = int(np.argmax(m.grammar_probs))
+    return ModelFacts(
+        model=model_name(m.n_layer, m.n_head), prompt=m.prompt, top_token=m.tokens[0],
+        t_one=float(m.temperatures[one]), p_top=float(m.probs[one, -1, 0]),
+        t_cold=float(m.temperatures[0]), p_top_cold=float(m.probs[0, -1, 0]),
+        t_hot=float(m.temperatures[-1]), p_others_hot=float(m.other[-1, -1]),
+        grammar_top_token=m.tokens[top], grammar_p_top=float(m.grammar_probs[top]),
     )

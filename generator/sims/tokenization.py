@@ -12,14 +12,16 @@ around messages (not published), which is why API token counts can differ by a f
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from generator.grids import TokenizationGrid
 import generator.sims.bpe as bpe
 import generator.sims.encodings as encodings
 from generator.sims.attention_cost import AttentionCost, attention_cost
+from generator.sims.family import Memo, uncached
 
 ENDOFTEXT = "<|endoftext|>"
 IM_START, IM_END = encodings.CHATML_SPECIAL_TOKENS
@@ -55,6 +57,15 @@ def chatml(messages):  # ((role, content), ...) -> str
 
 # ---------------------------------------------------------------------------------------------
 # The chapter's results
+
+
+@dataclass(frozen=True)
+class TokenizationInputs:
+    """The simulation's config: the grid plus the texts it names under content/."""
+
+    grid: Any  # generator.grids.TokenizationGrid
+    languages: tuple[tuple[str, str], ...]  # (language, text)
+    bpe_text: str
 
 
 @dataclass(frozen=True)
@@ -114,6 +125,7 @@ class TokenizationResults:
     bpe: BpeSteps
     attention: AttentionCost
     tiktoken_version: str
+    facts: TokenizationFacts | None = None
 
 
 def encode_all(name, texts, bpe_text):  # str, [n_text] str, str -> Encoded
@@ -158,19 +170,134 @@ def bpe_steps(text, pattern, n_merges, heldout_label, heldout):  # -> BpeSteps
     )
 
 
-def simulate(grid: TokenizationGrid) -> TokenizationResults:
+def simulate(inputs: TokenizationInputs, memo: Memo = uncached) -> TokenizationResults:
     """Encode every text with every encoding, train the BPE, count and time attention."""
-    labels = tuple(label for label, _ in grid.examples + grid.languages)
-    texts = tuple(text for _, text in grid.examples + grid.languages)
-    kinds = ("example",) * len(grid.examples) + ("language",) * len(grid.languages)
-    reference = dict(grid.languages)[grid.reference_language]
-    return TokenizationResults(
+    grid, languages, bpe_text = inputs.grid, inputs.languages, inputs.bpe_text
+    labels = tuple(label for label, _ in grid.examples + languages)
+    texts = tuple(text for _, text in grid.examples + languages)
+    kinds = ("example",) * len(grid.examples) + ("language",) * len(languages)
+    reference = dict(languages)[grid.reference_language]
+    res = TokenizationResults(
         labels=labels, texts=texts, kinds=kinds, reference_language=grid.reference_language,
-        encoded=tuple(encode_all(name, texts, grid.bpe_text) for name in grid.encodings),
+        encoded=tuple(encode_all(name, texts, bpe_text) for name in grid.encodings),
         chat=chat_tokens(grid.chat),
-        bpe=bpe_steps(grid.bpe_text, grid.bpe_split_pattern, grid.bpe_merges,
+        bpe=bpe_steps(bpe_text, grid.bpe_split_pattern, grid.bpe_merges,
                       grid.reference_language, reference),
         attention=attention_cost(grid.seq_lengths, grid.max_timed_length, grid.d_head,
                                  grid.n_head, grid.n_layer, grid.seed),
         tiktoken_version=encodings.TIKTOKEN_VERSION,
     )
+    return dataclasses.replace(res, facts=facts(res))
+
+
+# ---------------------------------------------------------------------------------------------
+# What the prose quotes
+
+
+@dataclass(frozen=True)
+class TokenizationFacts:
+    encodings: list[str]
+    first_encoding: str
+    last_encoding: str
+    n_vocab: dict[str, int]
+    n_examples: int
+    n_languages: int
+    reference_language: str
+    tokens: dict[str, dict[str, int]]
+    ratio: dict[str, dict[str, float]]
+    costliest: dict[str, str]
+    costliest_ratio: dict[str, float]
+    reference_tokens: dict[str, int]
+    endoftext_as_text: dict[str, int]
+    endoftext_id: dict[str, int]
+    chat_tokens: int
+    chat_content_tokens: int
+    chat_messages: int
+    chat_overhead_per_message: list[int]
+    chat_reply_prefix: int
+    bpe_bytes: int
+    bpe_pieces: int
+    bpe_merges: int
+    bpe_tokens_end: int
+    bpe_heldout_start: int
+    bpe_heldout_end: int
+    bpe_heldout_label: str
+    bpe_first_merges: list[tuple[str, str, str]]  # (left, right, merged)
+    bpe_real_tokens: dict[str, int]
+    d_head: int
+    n_head: int
+    n_layer: int
+    timed_max: int
+    timed_min: int
+    seconds_top: float
+    ratio_top: float
+    ratio_small: float
+    measured_on: str
+    max_length: int
+    tiktoken_version: str
+    data_sha256: dict[str, dict[str, str]]
+    p50k_same_as_r50k: int | None = None  # texts both encode alike, when both are shown
+
+
+def facts(res: TokenizationResults) -> TokenizationFacts:
+    """The numbers the chapter's prose quotes."""
+    names = [e.encoding for e in res.encoded]
+    by_name = {e.encoding: e for e in res.encoded}
+    index = {label: i for i, label in enumerate(res.labels)}
+    first, last = res.encoded[0], res.encoded[-1]
+    languages = [label for label, kind in zip(res.labels, res.kinds) if kind == "language"]
+
+    def tokens(e, label):
+        return int(len(e.ids[index[label]]))
+
+    def ratio(e, label):
+        return tokens(e, label) / tokens(e, res.reference_language)
+
+    costliest = {e.encoding: max(languages, key=lambda lang: ratio(e, lang)) for e in res.encoded}
+    a, b, chat = res.attention, res.bpe, res.chat
+    seconds = dict(zip(a.timed_lengths.tolist(), a.seconds.tolist()))
+    top = int(a.timed_lengths[-1])
+    out = {
+        "encodings": names,
+        "first_encoding": first.encoding, "last_encoding": last.encoding,
+        "n_vocab": {e.encoding: e.n_vocab for e in res.encoded},
+        "n_examples": res.kinds.count("example"), "n_languages": len(languages),
+        "reference_language": res.reference_language,
+        "tokens": {e.encoding: {label: tokens(e, label) for label in res.labels} for e in res.encoded},
+        "ratio": {e.encoding: {lang: ratio(e, lang) for lang in languages} for e in res.encoded},
+        "costliest": costliest,
+        "costliest_ratio": {e.encoding: ratio(e, costliest[e.encoding]) for e in res.encoded},
+        "reference_tokens": {e.encoding: tokens(e, res.reference_language) for e in res.encoded},
+        "endoftext_as_text": {e.encoding: int(len(e.endoftext_as_text)) for e in res.encoded},
+        "endoftext_id": {e.encoding: e.endoftext_id for e in res.encoded},
+        "chat_tokens": int(chat.ids.size),
+        "chat_content_tokens": int(chat.content_tokens.sum()),
+        "chat_messages": len(chat.roles),
+        "chat_overhead_per_message": [int(m - c) for m, c in zip(chat.message_tokens, chat.content_tokens)],
+        "chat_reply_prefix": chat.reply_prefix_tokens,
+        "bpe_bytes": int(b.tokens[0]), "bpe_pieces": b.n_pieces, "bpe_merges": int(len(b.merges)),
+        "bpe_tokens_end": int(b.tokens[-1]), "bpe_heldout_start": int(b.heldout_tokens[0]),
+        "bpe_heldout_end": int(b.heldout_tokens[-1]), "bpe_heldout_label": b.heldout_label,
+        "bpe_first_merges": first_merges(b, 5),
+        "bpe_real_tokens": {e.encoding: int(len(e.bpe_text_ids)) for e in res.encoded},
+        "d_head": a.d_head, "n_head": a.n_head, "n_layer": a.n_layer,
+        "timed_max": top, "timed_min": int(a.timed_lengths[0]),
+        "seconds_top": seconds[top], "ratio_top": seconds[top] / seconds[top // 2],
+        "ratio_small": seconds[int(a.timed_lengths[1])] / seconds[int(a.timed_lengths[0])],
+        "measured_on": a.measured_on,
+        "max_length": int(a.seq_lengths[-1]),
+        "tiktoken_version": res.tiktoken_version,
+        "data_sha256": {e.encoding: e.data_sha256 for e in res.encoded},
+    }
+    if "r50k_base" in by_name and "p50k_base" in by_name:
+        same = [label for i, label in enumerate(res.labels)
+                if np.array_equal(by_name["r50k_base"].ids[i], by_name["p50k_base"].ids[i])]
+        out["p50k_same_as_r50k"] = len(same)
+    return TokenizationFacts(**out)
+
+
+def first_merges(b: BpeSteps, n: int) -> list[tuple[str, str, str]]:
+    """The first n merges as (left, right, merged) text pieces."""
+    piece = {int(k): bytes.fromhex(v).decode("utf-8", "replace") for k, v in b.pieces.items()}
+    return [(piece[int(left)], piece[int(right)], piece[256 + k])
+            for k, (left, right) in enumerate(b.merges[:n])]
