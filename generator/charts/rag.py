@@ -338,11 +338,6 @@ def turn_tokens(res: RagResults) -> alt.Chart:
 
 def figures(res: RagResults) -> dict[str, alt.TopLevelMixin]:
     """Every chart of the chapter, by the name the prose uses to place it."""
-    return {
-        "quality": quality(res),
-        "ranked": ranked(res),
-        "cosine": cosine_heatmap(res),
-        "projection": projection(res),
-        "trace": trace(res),
-        "turn_tokens": turn_tokens(res),
-    }
+    charts = {"quality": quality, "ranked": ranked, "cosine": cosine_heatmap,
+              "projection": projection, "trace": trace, "turn_tokens": turn_tokens}
+    return {name: draw(res) for name, draw in charts.items()}

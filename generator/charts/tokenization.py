@@ -374,12 +374,7 @@ def attention(res: TokenizationResults) -> alt.VConcatChart:
 
 def figures(res: TokenizationResults) -> dict[str, alt.TopLevelMixin]:
     """Every chart of the chapter, by the name the prose uses to place it."""
-    return {
-        "counts": counts(res),
-        "language_cost": language_cost(res),
-        "vocab_size": vocab_size(res),
-        "special_tokens": special_tokens(res),
-        "bpe_steps": bpe_steps(res),
-        "bpe_vocab": bpe_vocab(res),
-        "attention": attention(res),
-    }
+    charts = {"counts": counts, "language_cost": language_cost, "vocab_size": vocab_size,
+              "special_tokens": special_tokens, "bpe_steps": bpe_steps, "bpe_vocab": bpe_vocab,
+              "attention": attention}
+    return {name: draw(res) for name, draw in charts.items()}
