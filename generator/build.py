@@ -10,7 +10,10 @@ on-disk cache, so a rebuild after a prose edit recomputes nothing.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +47,38 @@ class SiteBuild:
     pages: dict[str, RenderedPage] = field(default_factory=dict)  # page path -> page
     budgets: dict[str, int] = field(default_factory=dict)  # page path -> bytes allowed
     timings: dict[str, float] = field(default_factory=dict)  # step -> seconds
+
+
+def finite_specs(chapter: Chapter, figures: dict) -> dict[str, dict]:
+    """Each chart's Vega-Lite spec; a value that is not finite stops the build, naming the chart."""
+    specs = {name: figure.to_dict() for name, figure in figures.items()}
+    for name, spec in specs.items():
+        try:
+            json.dumps(spec, allow_nan=False)
+        except ValueError as exc:
+            raise ValueError(f"chart {chapter.name}/{name} holds a number that is not finite (NaN or "
+                             f"infinity): the settings in grids.{chapter.name} ask for values the "
+                             "simulation cannot compute") from exc
+    return specs
+
+
+def check_facts_finite(chapter: Chapter, facts: Any) -> None:
+    """Stop the build, naming the fact, if a number the prose would quote is NaN or infinite."""
+    def walk(value: Any, where: str) -> None:
+        if dataclasses.is_dataclass(value):
+            for f in dataclasses.fields(value):
+                walk(getattr(value, f.name), f"{where}.{f.name}")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, f"{where}[{key!r}]")
+        elif isinstance(value, (list, tuple)):
+            for i, item in enumerate(value):
+                walk(item, f"{where}[{i}]")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{where} of chapter {chapter.name} is {value}: the settings in "
+                             f"grids.{chapter.name} ask for values the simulation cannot compute")
+
+    walk(facts, "facts")
 
 
 def build_site(grids: Grids, cache: Cache, content_dir: Path = CONTENT_DIR,
@@ -87,8 +122,9 @@ def build_site(grids: Grids, cache: Cache, content_dir: Path = CONTENT_DIR,
             page = render_page(content_dir, source, compiled_dir=compiled)
         else:
             res = results[chapter.name]
+            check_facts_finite(chapter, res.facts)
             specs = cache.json(f"specs-{chapter.name}", chart_key(chapter, configs[chapter.name]),
-                               lambda: {k: v.to_dict() for k, v in chapter.figures(res).items()})
+                               lambda: finite_specs(chapter, chapter.figures(res)))
             widgets = chapter.widgets(res) if chapter.widgets else None
             page = render_page(content_dir, source, specs, res.facts, widgets, compiled_dir=compiled)
             site.budgets[source] = chapter.budget_bytes

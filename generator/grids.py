@@ -126,7 +126,7 @@ class SamplingGrid:
             0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.13, 0.16, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45,
             0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.35, 1.5, 1.75, 2.0, 2.5, 3.0,
         ),
-        metadata=positive(0.0, 100.0, grid=True),
+        metadata=positive(0.0, 100.0, grid=True, smallest=0.001, why="below 0.001, z / T can overflow to infinity"),
     )
     top_k: tuple[int, ...] = field(default=tuple(range(1, 17)), metadata=bounded(1, grid=True))
     top_p: tuple[float, ...] = field(
@@ -137,7 +137,8 @@ class SamplingGrid:
         default=(0.0, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0),
         metadata=bounded(0.0, 1.0, grid=True),
     )
-    sampler_temperature: float = field(default=1.0, metadata=positive(0.0, 100.0))
+    sampler_temperature: float = field(default=1.0, metadata=positive(0.0, 100.0, smallest=0.001,
+                                                                    why="below 0.001, z / T can overflow to infinity"))
     sample_sizes: tuple[int, ...] = field(
         default=(10, 100, 1000, 10000), metadata=bounded(1, 1_000_000, grid=True)
     )
@@ -150,13 +151,19 @@ class SamplingGrid:
         metadata=text(2000))
     # Kept small: the figure sits beside the chapter's other charts.
     model_tokens: int = field(default=8, metadata=bounded(1, 64))
-    model_temperatures: tuple[float, ...] = field(default=(0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0),
-                                                  metadata=positive(0.0, 100.0, grid=True))
+    model_temperatures: tuple[float, ...] = field(
+        default=(0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0),
+        metadata=positive(0.0, 100.0, grid=True, smallest=0.001, why="below 0.001, z / T can overflow to infinity"))
     model_top_p: tuple[float, ...] = field(default=(0.5, 0.9, 1.0),
                                            metadata=positive(0.0, 1.0, grid=True))
 
     def __post_init__(self) -> None:
         validate(self, "grids.sampling")
+        for i, (token, logit) in enumerate(self.candidates):
+            check_scalar(token, text(40), f"grids.sampling.candidates[{i}][0]")
+            check_scalar(logit, bounded(-100.0, 100.0, why="softmax of logits further apart than "
+                                        "200 is exactly 0 or 1 in float64"),
+                         f"grids.sampling.candidates[{i}][1]")
         if max(self.top_k) > len(self.candidates):
             raise GridError(
                 f"grids.sampling.top_k: k={max(self.top_k)} exceeds the "

@@ -25,14 +25,24 @@ class GridError(ValueError):
 # Field constraints
 
 
-def positive(lo_exclusive: float = 0.0, hi: float | None = None, *, grid: bool = False) -> dict:
-    """Metadata: every number > lo_exclusive (and <= hi); grid=True also asks for a sorted grid."""
-    return {"gt": lo_exclusive, "le": hi, "grid": grid}
+# Where a field declares no bound of its own: no grid may be longer (each value is simulated,
+# charted and embedded in a page), and no number larger in size (counts, seeds and sizes stay
+# far below it; larger ones only make a build run for hours or overflow).
+MAX_ITEMS = 64
+MAX_MAGNITUDE = 1e9
 
 
-def bounded(lo: float, hi: float | None = None, *, grid: bool = False) -> dict:
-    """Metadata: every number in [lo, hi]; grid=True also asks for a sorted grid."""
-    return {"ge": lo, "le": hi, "grid": grid}
+def positive(lo_exclusive: float = 0.0, hi: float | None = None, *, grid: bool = False,
+             smallest: float | None = None, why: str = "") -> dict:
+    """Metadata: every number > lo_exclusive (and <= hi, and >= smallest where given);
+    grid=True also asks for a sorted grid; `why` explains the bounds in the error message."""
+    return {"gt": lo_exclusive, "ge": smallest, "le": hi, "grid": grid, "why": why}
+
+
+def bounded(lo: float, hi: float | None = None, *, grid: bool = False, why: str = "") -> dict:
+    """Metadata: every number in [lo, hi]; grid=True also asks for a sorted grid; `why`
+    explains the bounds in the error message."""
+    return {"ge": lo, "le": hi, "grid": grid, "why": why}
 
 
 def text(max_len: int = 2000, *, non_empty: bool = True) -> dict:
@@ -53,6 +63,9 @@ def from_mapping(cls: type, mapping: Any, path: str) -> Any:
     if not isinstance(mapping, Mapping):
         raise GridError(f"{path}: expected a mapping of settings, got {mapping!r}")
     known = {f.name: f for f in dataclasses.fields(cls)}
+    for key in mapping:
+        if not isinstance(key, str):
+            raise GridError(f"{path}: setting names must be text, got {key!r}")
     unknown = sorted(set(mapping) - set(known))
     if unknown:
         raise GridError(f"{path}: unknown key {unknown[0]!r} (known: {', '.join(known)})")
@@ -134,8 +147,10 @@ def _check_constraints(value: Any, meta: Mapping[str, Any], path: str) -> None:
     items = value if isinstance(value, tuple) else (value,)
     if "min_items" in meta and len(items) < meta["min_items"]:
         raise GridError(f"{path}: needs at least {meta['min_items']} items, got {len(items)}")
-    if "max_items" in meta and len(items) > meta["max_items"]:
-        raise GridError(f"{path}: allows at most {meta['max_items']} items, got {len(items)}")
+    limit = meta.get("max_items", MAX_ITEMS)
+    if isinstance(value, tuple) and len(items) > limit:
+        raise GridError(f"{path}: allows at most {limit} items, got {len(items)}"
+                        + ("" if "max_items" in meta else " (every simulated value is charted on a page)"))
     if meta.get("unique_first"):
         firsts = [item[0] for item in items]
         dupes = sorted({x for x in firsts if firsts.count(x) > 1})
@@ -155,7 +170,13 @@ def _check_constraints(value: Any, meta: Mapping[str, Any], path: str) -> None:
 
 
 def check_scalar(item: Any, meta: Mapping[str, Any], path: str) -> None:
+    """Check one value against a field's metadata; raise GridError naming `path`."""
     if isinstance(item, str):
+        try:
+            item.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise GridError(f"{path}: not valid Unicode text (a lone surrogate "
+                            f"{item[exc.start]!r} at character {exc.start})") from exc
         if meta.get("non_empty") and not item:
             raise GridError(f"{path}: must not be empty")
         if "max_len" in meta and len(item) > meta["max_len"]:
@@ -167,9 +188,15 @@ def check_scalar(item: Any, meta: Mapping[str, Any], path: str) -> None:
         return
     if isinstance(item, tuple):
         return
+    why = f" ({meta['why']})" if meta.get("why") else ""
+    if not math.isfinite(item):
+        raise GridError(f"{path}: {item!r} is not a finite number")
     if meta.get("gt") is not None and not item > meta["gt"]:
-        raise GridError(f"{path}: {item!r} must be > {meta['gt']}")
+        raise GridError(f"{path}: {item!r} must be > {meta['gt']}{why}")
     if meta.get("ge") is not None and not item >= meta["ge"]:
-        raise GridError(f"{path}: {item!r} must be >= {meta['ge']}")
+        raise GridError(f"{path}: {item!r} must be >= {meta['ge']}{why}")
     if meta.get("le") is not None and not item <= meta["le"]:
-        raise GridError(f"{path}: {item!r} must be <= {meta['le']}")
+        raise GridError(f"{path}: {item!r} must be <= {meta['le']}{why}")
+    if abs(item) > MAX_MAGNITUDE:
+        raise GridError(f"{path}: {item!r} is larger than {MAX_MAGNITUDE:.0e}, the most any "
+                        "setting allows")
