@@ -10,6 +10,7 @@ mapping (``extra.grids`` in mkdocs.yml, or the command line), rejecting unknown 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -436,15 +437,15 @@ class Grids:
         if n_prompt + self.kvcache.growth_steps - 1 > family.n_ctx:
             raise GridError(f"grids.kvcache.growth_steps: the prompt and {self.kvcache.growth_steps} "
                             f"steps do not fit the models' context of {family.n_ctx} tokens")
-        if not fitting_starts_exist(self.attention.scored_stories, [family.seed, 1], family.n_ctx):
+        if not fitting_starts_exist(self.attention.scored_stories, (family.seed, 1), family.n_ctx):
             raise GridError(f"grids.attention.scored_stories: {self.attention.scored_stories} stories "
                             f"do not fill one window of {family.n_ctx + 1} tokens")
         a = self.alignment
         if a.preferred not in World().feelings:
             raise GridError(f"grids.alignment.preferred: {a.preferred!r} is not one of the grammar's "
                             f"feelings {World().feelings}")
-        n_train = len(fitting_stories(corpus(World(), a.train_stories, [a.seed, 10]), family.n_ctx))
-        n_heldout = len(fitting_stories(corpus(World(), a.heldout_stories, [a.seed, 11]), family.n_ctx))
+        n_train = n_fitting_stories(a.train_stories, (a.seed, 10), family.n_ctx)
+        n_heldout = n_fitting_stories(a.heldout_stories, (a.seed, 11), family.n_ctx)
         if n_train < a.batch_size or a.shown_story >= n_heldout:
             raise GridError(f"grids.alignment.train_stories: {n_train} training and {n_heldout} "
                             f"held-out stories fit the context of {family.n_ctx} tokens; too few")
@@ -484,7 +485,14 @@ def story_prompt(prompt: str, n_ctx: int, where: str) -> tuple[str, ...]:
     return (END, *words)
 
 
-def fitting_starts_exist(n_stories: int, seed: list[int], n_ctx: int) -> bool:
+@functools.cache
+def fitting_starts_exist(n_stories: int, seed: tuple[int, int], n_ctx: int) -> bool:
     """Whether n_stories stories drawn with seed fill at least one window of n_ctx + 1 tokens."""
-    stories = corpus(World(), n_stories, seed)
+    stories = corpus(World(), n_stories, list(seed))
     return len(fitting_starts(stories.starts, len(stories.ids), n_ctx)) > 0
+
+
+@functools.cache
+def n_fitting_stories(n_stories: int, seed: tuple[int, int], n_ctx: int) -> int:
+    """How many of n_stories stories drawn with seed fit, with their recap and END, in n_ctx + 1."""
+    return len(fitting_stories(corpus(World(), n_stories, list(seed)), n_ctx))

@@ -1,5 +1,7 @@
 """Shared fixtures: the built site (one `mkdocs build --strict` per test session, from a temp
-copy of the checkout), a local HTTP server for it, and Debian's Chromium driven by Playwright."""
+copy of the checkout), a local HTTP server for it, Debian's Chromium driven by Playwright, and a
+memo that trains each tiny model once per session. Tests under tests/browser are marked
+`browser`; tests that need the built site are marked `build`."""
 
 from __future__ import annotations
 
@@ -14,6 +16,13 @@ from pathlib import Path
 
 import pytest
 
+# Keep compiled test modules (with pytest's assertion rewriting) between runs even where the
+# environment sets PYTHONDONTWRITEBYTECODE: recompiling every module made collection take
+# 10-15 s instead of under one.
+sys.dont_write_bytecode = False
+
+from tests.helpers import SharedMemo
+
 ROOT = Path(__file__).resolve().parent.parent
 # The session's builds share one results cache, so the site's simulations run once per session.
 CACHE_DIR = Path(os.environ.get("EXPLORABLES_CACHE_DIR", ROOT / ".cache" / "explorables"))
@@ -25,6 +34,22 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-quic", "--disable-default-apps"]
 _COPY_IGNORE = shutil.ignore_patterns(".git", ".venv", "site", ".cache", "node_modules", "__pycache__",
                                       ".pytest_cache", ".site.staging-*")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark what drives Chromium (tests/browser) and what builds the whole site (the `site` fixture)."""
+    browser_dir = ROOT / "tests" / "browser"
+    for item in items:
+        if browser_dir in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.browser)
+        if "site" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.build)
+
+
+@pytest.fixture(scope="session")
+def shared_memo() -> SharedMemo:
+    """Each (function, config) computed once per session: the tiny models train once for all modules."""
+    return SharedMemo()
 
 
 def copy_checkout(dest: Path) -> Path:
@@ -81,3 +106,20 @@ def browser():
         b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+@pytest.fixture(scope="session")
+def rag_inputs():
+    """The RAG chapter's inputs from the real content/ (its default grid)."""
+    from generator import knowledge_base
+    from generator.grids import RagGrid
+
+    return knowledge_base.load(RagGrid(), ROOT / "content")
+
+
+@pytest.fixture(scope="session")
+def rag_results(rag_inputs):
+    """The RAG chapter's results, computed once per session for every module that reads them."""
+    from generator.sims import rag
+
+    return rag.simulate(rag_inputs)

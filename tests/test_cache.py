@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from generator.cache import Cache, code_fingerprint
 from generator.grids import SamplingGrid
 from generator.sims import sampling
+from generator.sims.family import WithFamily
+from tests.helpers import TINY_FAMILY
+
+# Sampling over the tiny family (its models train in a fraction of a second).
+CONFIG = WithFamily(SamplingGrid(model_prompt="once upon a time , there was"), TINY_FAMILY)
 
 
 def test_second_lookup_is_a_hit_with_identical_results(tmp_path):
     cache = Cache(tmp_path)
-    first = cache.result(sampling.simulate, SamplingGrid())
-    second = cache.result(sampling.simulate, SamplingGrid())
+    first = cache.result(sampling.simulate, CONFIG)
+    second = cache.result(sampling.simulate, CONFIG)
     assert cache.misses == ["generator.sims.sampling.simulate"]
     assert cache.hits == ["generator.sims.sampling.simulate"]
     assert type(second) is type(first)
@@ -22,12 +29,14 @@ def test_second_lookup_is_a_hit_with_identical_results(tmp_path):
     for field in ("probs", "entropy", "counts", "base_probs"):
         assert np.array_equal(getattr(first, field), getattr(second, field))
     assert np.array_equal(first.top_p.keep, second.top_p.keep)
+    assert type(second.model) is type(first.model) and type(second.facts) is type(first.facts)
+    assert np.array_equal(first.model.probs, second.model.probs)
 
 
 def test_a_different_config_is_a_different_entry(tmp_path):
     cache = Cache(tmp_path)
-    cache.result(sampling.simulate, SamplingGrid())
-    cache.result(sampling.simulate, SamplingGrid(seed=1))
+    cache.result(sampling.simulate, CONFIG)
+    cache.result(sampling.simulate, WithFamily(dataclasses.replace(CONFIG.grid, seed=1), TINY_FAMILY))
     assert cache.hits == [] and len(cache.misses) == 2
 
 
@@ -66,7 +75,7 @@ def test_code_fingerprint_reads_empty_package_modules():
 @pytest.mark.parametrize("damage", ["truncate", "flip", "sidecar"])
 def test_a_corrupted_entry_is_recomputed_not_served(tmp_path, damage):
     cache = Cache(tmp_path)
-    good = cache.result(sampling.simulate, SamplingGrid())
+    good = cache.result(sampling.simulate, CONFIG)
     (entry,) = (tmp_path / "results").glob("*.npz")
     data = entry.read_bytes()
     if damage == "truncate":
@@ -76,17 +85,17 @@ def test_a_corrupted_entry_is_recomputed_not_served(tmp_path, damage):
     else:
         entry.with_suffix(".json").write_text("{not json")
     again = Cache(tmp_path)
-    value = again.result(sampling.simulate, SamplingGrid())
+    value = again.result(sampling.simulate, CONFIG)
     assert again.misses == ["generator.sims.sampling.simulate"]
     assert np.array_equal(value.probs, good.probs)
     # and the entry was rewritten whole
     third = Cache(tmp_path)
-    third.result(sampling.simulate, SamplingGrid())
+    third.result(sampling.simulate, CONFIG)
     assert third.hits == ["generator.sims.sampling.simulate"]
 
 
 def test_no_temp_files_are_left_behind(tmp_path):
-    Cache(tmp_path).result(sampling.simulate, SamplingGrid())
+    Cache(tmp_path).result(sampling.simulate, CONFIG)
     leftovers = [p.name for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
     assert leftovers == []
 

@@ -11,7 +11,7 @@ import yaml
 
 from tests.conftest import copy_checkout, mkdocs_build
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.build]
 
 
 @pytest.fixture()

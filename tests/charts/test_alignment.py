@@ -2,26 +2,35 @@
 
 from __future__ import annotations
 
-import numpy as np
+import dataclasses
+import pytest
 
 from generator.charts import alignment as charts
 from generator.charts.common import visible_token
-from generator.grids import AlignmentGrid, PretrainingGrid
+from generator.grids import AlignmentGrid
 from generator.sims import alignment as sims
+from generator.sims.family import WithFamily
 from tests.charts.specs import inline_data, params
+from tests.helpers import TINY_FAMILY, close
 
-FAMILY = PretrainingGrid(n_layers=(1, 2), n_heads=(1, 2), n_embd=16, n_ctx=64, batch_size=4, steps=20,
-                         warmup_steps=5, eval_every=10, checkpoints=(0, 20), train_stories=100,
-                         heldout_stories=8, prompt="once upon a time , there was")
+FAMILY = dataclasses.replace(TINY_FAMILY, n_ctx=64)  # a story, its recap and END fit
 GRID = AlignmentGrid(train_stories=40, heldout_stories=16, sft_steps=10, dpo_steps=10, warmup_steps=2,
                      eval_every=5, batch_size=4)
-RES = sims.simulate((GRID, FAMILY))
-SPECS = {name: fig.to_dict() for name, fig in charts.figures(RES).items()}  # to_dict validates
-FACTS = charts.facts(RES)
 
 
-def close(a, b, digits):
-    return np.allclose(np.asarray(a, float), np.asarray(b, float), rtol=0.51 * 10 ** (1 - digits), atol=0)
+@pytest.fixture(scope="module")
+def res(shared_memo):
+    return sims.simulate(WithFamily(GRID, FAMILY), shared_memo)
+
+
+@pytest.fixture(scope="module")
+def specs(res):
+    return {name: fig.to_dict() for name, fig in charts.figures(res).items()}  # to_dict validates
+
+
+@pytest.fixture(scope="module")
+def facts(res):
+    return res.facts
 
 
 def by_measure(rows, measure, **match):
@@ -29,43 +38,43 @@ def by_measure(rows, measure, **match):
     return [r["step"] for r in picked], [r["value"] for r in picked]
 
 
-def test_sft_curves_carry_the_training_loss_and_every_held_out_measure():
-    (rows,) = inline_data(SPECS["sft_curves"])
+def test_sft_curves_carry_the_training_loss_and_every_held_out_measure(specs, res):
+    (rows,) = inline_data(specs["sft_curves"])
     steps, values = by_measure(rows, "training loss (bits/token)")
-    assert steps == list(range(GRID.sft_steps)) and close(values, RES.sft.train_loss, 4)
-    for measure, expected in (("held-out recap loss (bits/token)", RES.sft.recap_loss),
-                              ("recaps reproduced exactly", RES.sft.exact),
-                              ("loss on ordinary stories (bits/token)", RES.sft.story_loss)):
+    assert steps == list(range(GRID.sft_steps)) and close(values, res.sft.train_loss, 4)
+    for measure, expected in (("held-out recap loss (bits/token)", res.sft.recap_loss),
+                              ("recaps reproduced exactly", res.sft.exact),
+                              ("loss on ordinary stories (bits/token)", res.sft.story_loss)):
         steps, values = by_measure(rows, measure)
-        assert steps == list(RES.sft.eval_steps) and close(values, expected, 4)
+        assert steps == list(res.sft.eval_steps) and close(values, expected, 4)
 
 
-def test_dpo_curves_carry_every_beta_and_the_radio_chooses_among_them():
-    (rows,) = inline_data(SPECS["dpo_curves"])
-    for run in RES.dpo:
+def test_dpo_curves_carry_every_beta_and_the_radio_chooses_among_them(res, specs):
+    (rows,) = inline_data(specs["dpo_curves"])
+    for run in res.dpo:
         for measure, expected in zip(charts.DPO_MEASURES, (run.loss, run.margin, run.win_rate, run.kl, run.p_preferred)):
             steps, values = by_measure(rows, measure, beta=run.beta)
             assert steps == list(run.eval_steps) and close(values, expected, 4)
-    beta = params(SPECS["dpo_curves"])["beta"]
+    beta = params(specs["dpo_curves"])["beta"]
     assert beta["bind"]["options"] == list(GRID.betas) and beta["value"] == GRID.betas[0]
 
 
-def test_next_token_bars_are_the_stages_probabilities():
-    (rows,) = inline_data(SPECS["next_tokens"])
-    for place, nt in zip(charts.PLACES, RES.next_tokens):
+def test_next_token_bars_are_the_stages_probabilities(specs, res):
+    (rows,) = inline_data(specs["next_tokens"])
+    for place, nt in zip(charts.PLACES, res.next_tokens):
         here = [r for r in rows if r["place"] == place]
         for r in here:
-            token = next(t for t in RES.vocab if visible_token(t) == r["token"])
-            assert close(r["probability"], nt.probs[RES.stages.index(r["stage"]), RES.vocab.index(token)], 4)
+            token = next(t for t in res.vocab if visible_token(t) == r["token"])
+            assert close(r["probability"], nt.probs[res.stages.index(r["stage"]), res.vocab.index(token)], 4)
             assert r["_target"] == (token == nt.target)
-        for s in range(len(RES.stages)):  # every stage's top token is shown
-            assert visible_token(RES.vocab[int(nt.probs[s].argmax())]) in {r["token"] for r in here}
-    assert set(params(SPECS["next_tokens"])["place"]["bind"]["options"]) == set(charts.PLACES)
+        for s in range(len(res.stages)):  # every stage's top token is shown
+            assert visible_token(res.vocab[int(nt.probs[s].argmax())]) in {r["token"] for r in here}
+    assert set(params(specs["next_tokens"])["place"]["bind"]["options"]) == set(charts.PLACES)
 
 
-def test_facts_agree_with_the_results():
-    assert FACTS["exact_after"] == RES.sft.exact[-1]
-    assert FACTS["win_before"] == RES.dpo[0].win_rate[0] and FACTS["win_after"] == RES.dpo[0].win_rate[-1]
-    assert FACTS["kl_after"] == RES.dpo[0].kl[-1]
-    assert FACTS["p_sft_shown"] == RES.next_tokens[1].probs[1, RES.vocab.index("happy")]
-    assert "\n" not in FACTS["demo_example"] and FACTS["demo_example"].endswith("\u21b5")
+def test_facts_agree_with_the_results(facts, res):
+    assert facts.exact_after == res.sft.exact[-1]
+    assert facts.win_before == res.dpo[0].win_rate[0] and facts.win_after == res.dpo[0].win_rate[-1]
+    assert facts.kl_after == res.dpo[0].kl[-1]
+    assert facts.p_sft_shown == res.next_tokens[1].probs[1, res.vocab.index("happy")]
+    assert "\n" not in facts.demo_example and facts.demo_example.endswith("\u21b5")

@@ -2,58 +2,65 @@
 
 from __future__ import annotations
 
-import numpy as np
+import pytest
 
 from generator.charts import block as charts
 from generator.charts.common import visible_token
-from generator.grids import BlockGrid, PretrainingGrid
+from generator.grids import BlockGrid
 from generator.sims import block as sims
+from generator.sims.family import WithFamily
 from tests.charts.specs import inline_data
+from tests.helpers import TINY_FAMILY, close
 
-FAMILY = PretrainingGrid(n_layers=(1, 2), n_heads=(1, 2), n_embd=16, n_ctx=32, batch_size=4, steps=20,
-                         warmup_steps=5, eval_every=10, checkpoints=(0, 20), train_stories=100,
-                         heldout_stories=8, prompt="once upon a time , there was")
 GRID = BlockGrid(prompt="once upon a time , there was a kind girl named Mia .", n_layer=2, n_head=2)
-RES = sims.simulate((GRID, FAMILY))
-SPECS = {name: fig.to_dict() for name, fig in charts.figures(RES).items()}  # to_dict validates
-FACTS = charts.facts(RES)
 
 
-def close(a, b, digits):
-    return np.allclose(np.asarray(a, float), np.asarray(b, float), rtol=0.51 * 10 ** (1 - digits), atol=0)
+@pytest.fixture(scope="module")
+def res(shared_memo):
+    return sims.simulate(WithFamily(GRID, TINY_FAMILY), shared_memo)
 
 
-def test_norm_rows_carry_every_stage_and_position():
-    (rows,) = inline_data(SPECS["norms"])
-    n_seq = len(RES.tokens)
-    assert [(r["stage"], r["position"]) for r in rows] == [(s, i) for s in RES.stages for i in range(n_seq)]
-    assert close([r["norm"] for r in rows], RES.norms.ravel(), 4)
-    assert [r["token"] for r in rows[:n_seq]] == [visible_token(t) for t in RES.tokens]
+@pytest.fixture(scope="module")
+def specs(res):
+    return {name: fig.to_dict() for name, fig in charts.figures(res).items()}  # to_dict validates
 
 
-def test_logit_lens_rows_carry_guesses_and_next_token_probabilities():
-    (rows,) = inline_data(SPECS["logit_lens"])
-    n_next = len(RES.tokens) - 1
-    assert len(rows) == len(RES.stages) * n_next
+@pytest.fixture(scope="module")
+def facts(res):
+    return res.facts
+
+
+def test_norm_rows_carry_every_stage_and_position(specs, res):
+    (rows,) = inline_data(specs["norms"])
+    n_seq = len(res.tokens)
+    assert [(r["stage"], r["position"]) for r in rows] == [(s, i) for s in res.stages for i in range(n_seq)]
+    assert close([r["norm"] for r in rows], res.norms.ravel(), 4)
+    assert [r["token"] for r in rows[:n_seq]] == [visible_token(t) for t in res.tokens]
+
+
+def test_logit_lens_rows_carry_guesses_and_next_token_probabilities(specs, res):
+    (rows,) = inline_data(specs["logit_lens"])
+    n_next = len(res.tokens) - 1
+    assert len(rows) == len(res.stages) * n_next
     for r in rows:
-        s, i = RES.stages.index(r["stage"]), r["position"]
-        assert r["next token"] == visible_token(RES.tokens[i + 1])
-        assert r["top guess"] == visible_token(RES.top_token[s][i])
-        assert close(r["top guess probability"], RES.top_prob[s, i], 4)
-        assert close(r["probability of the next token"], RES.next_prob[s, i], 4)
+        s, i = res.stages.index(r["stage"]), r["position"]
+        assert r["next token"] == visible_token(res.tokens[i + 1])
+        assert r["top guess"] == visible_token(res.top_token[s][i])
+        assert close(r["top guess probability"], res.top_prob[s, i], 4)
+        assert close(r["probability of the next token"], res.next_prob[s, i], 4)
 
 
-def test_parameter_rows_are_the_exact_counts():
-    (rows,) = inline_data(SPECS["params"])
+def test_parameter_rows_are_the_exact_counts(specs, res):
+    (rows,) = inline_data(specs["params"])
     assert [(r["model"], r["component"], r["parameters"]) for r in rows] == [
-        (p.name, c, n) for p in RES.params for c, n in zip(sims.COMPONENTS, p.counts)]
+        (p.name, c, n) for p in res.params for c, n in zip(sims.COMPONENTS, p.counts)]
 
 
-def test_facts_agree_with_the_results():
-    assert FACTS["small_total"] == 124_439_808
-    assert FACTS["tiny_total"] == sum(RES.params[0].counts)
-    assert FACTS["next_prob_final"] == RES.next_prob[-1].mean()
-    assert FACTS["norm_growth"] == RES.norms[-1].mean() / RES.norms[0].mean()
-    later = RES.stages.index(FACTS["first_full_agreement"])
-    assert all(row == RES.top_token[-1] for row in RES.top_token[later:])
-    assert later == 0 or RES.top_token[later - 1] != RES.top_token[-1]
+def test_facts_agree_with_the_results(facts, res):
+    assert facts.small_total == 124_439_808
+    assert facts.tiny_total == sum(res.params[0].counts)
+    assert facts.next_prob_final == res.next_prob[-1].mean()
+    assert facts.norm_growth == res.norms[-1].mean() / res.norms[0].mean()
+    later = res.stages.index(facts.first_full_agreement)
+    assert all(row == res.top_token[-1] for row in res.top_token[later:])
+    assert later == 0 or res.top_token[later - 1] != res.top_token[-1]

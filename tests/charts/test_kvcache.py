@@ -7,66 +7,78 @@ import pytest
 
 from generator.charts import kvcache as charts
 from generator.charts.common import visible_token
-from generator.grids import KVCacheGrid, PretrainingGrid
+from generator.grids import KVCacheGrid
+from generator.pages.render import FILTERS
 from generator.sims import kvcache as sims
+from generator.sims.family import WithFamily
+from tests.helpers import TINY_FAMILY
 from tests.charts.specs import inline_data, nodes, params
 
-FAMILY = PretrainingGrid(n_layers=(1, 2), n_heads=(1, 2), n_embd=16, n_ctx=32, batch_size=4, steps=20,
-                         warmup_steps=5, eval_every=10, checkpoints=(0, 20), train_stories=100,
-                         heldout_stories=8, prompt="once upon a time , there was")
 GRID = KVCacheGrid(model_layers=2, model_heads=2, growth_steps=6, timed_lengths=(8, 16, 32),
                    seq_lengths=(1024, 4096, 16384), precisions=("fp32", "fp16", "int8"), batch_sizes=(1, 8))
-RES = sims.simulate((GRID, FAMILY))
-SPECS = {name: fig.to_dict() for name, fig in charts.figures(RES).items()}  # to_dict validates
-FACTS = charts.facts(RES)
+
+
+@pytest.fixture(scope="module")
+def res(shared_memo):
+    return sims.simulate(WithFamily(GRID, TINY_FAMILY), shared_memo)
+
+
+@pytest.fixture(scope="module")
+def specs(res):
+    return {name: fig.to_dict() for name, fig in charts.figures(res).items()}  # to_dict validates
+
+
+@pytest.fixture(scope="module")
+def facts(res):
+    return res.facts
 
 
 def rows_with(spec, field):
     return next(d for d in inline_data(spec) if field in d[0])
 
 
-def test_growth_carries_the_cached_keys_and_values_and_when_each_row_was_written():
-    rows = rows_with(SPECS["growth"], "key")
-    n_rows, n_embd = RES.growth_k.shape
-    assert n_rows == RES.n_prompt + GRID.growth_steps - 1 and len(rows) == n_rows * n_embd
+def test_growth_carries_the_cached_keys_and_values_and_when_each_row_was_written(specs, res):
+    rows = rows_with(specs["growth"], "key")
+    n_rows, n_embd = res.growth_k.shape
+    assert n_rows == res.n_prompt + GRID.growth_steps - 1 and len(rows) == n_rows * n_embd
     for r in rows:
         i, d = r["position"], r["dimension"]
-        assert r["key"] == pytest.approx(RES.growth_k[i, d], rel=5e-3, abs=1e-12)
-        assert r["value"] == pytest.approx(RES.growth_v[i, d], rel=5e-3, abs=1e-12)
-        assert r["written at step"] == RES.written_at[i]
-        assert r["token"] == visible_token(RES.tokens[i])
+        assert r["key"] == pytest.approx(res.growth_k[i, d], rel=5e-3, abs=1e-12)
+        assert r["value"] == pytest.approx(res.growth_v[i, d], rel=5e-3, abs=1e-12)
+        assert r["written at step"] == res.written_at[i]
+        assert r["token"] == visible_token(res.tokens[i])
     # the prefill writes the prompt's rows at step 1, then each step writes one row
     assert sorted({r["written at step"] for r in rows}) == list(range(1, GRID.growth_steps + 1))
-    step = params(SPECS["growth"])["step"]
+    step = params(specs["growth"])["step"]
     assert (step["bind"]["min"], step["bind"]["max"], step["bind"]["step"]) == (1, GRID.growth_steps, 1)
 
 
-def test_work_carries_the_counts_with_and_without_the_cache():
-    rows = rows_with(SPECS["work"], "multiply-adds this step")
-    for name, per, so_far in ((charts.WITH, RES.madds_cached, RES.total_cached),
-                              (charts.WITHOUT, RES.madds_uncached, RES.total_uncached)):
+def test_work_carries_the_counts_with_and_without_the_cache(specs, res):
+    rows = rows_with(specs["work"], "multiply-adds this step")
+    for name, per, so_far in ((charts.WITH, res.madds_cached, res.total_cached),
+                              (charts.WITHOUT, res.madds_uncached, res.total_uncached)):
         mine = [r for r in rows if r["cache"] == name]
-        assert [r["sequence length"] for r in mine] == RES.work_steps.tolist()
+        assert [r["sequence length"] for r in mine] == res.work_steps.tolist()
         assert [r["multiply-adds this step"] for r in mine] == per.tolist()
         assert [r["multiply-adds so far"] for r in mine] == so_far.tolist()
-    assert RES.work_steps[-1] == max(GRID.timed_lengths)
-    assert RES.madds_uncached[-1] == RES.work_steps[-1] * RES.madds_cached[-1]
+    assert res.work_steps[-1] == max(GRID.timed_lengths)
+    assert res.madds_uncached[-1] == res.work_steps[-1] * res.madds_cached[-1]
 
 
-def test_timing_carries_the_measured_seconds_and_says_where_they_were_measured():
-    rows = rows_with(SPECS["timing"], "milliseconds per token")
-    t = RES.times
+def test_timing_carries_the_measured_seconds_and_says_where_they_were_measured(res, specs):
+    rows = rows_with(specs["timing"], "milliseconds per token")
+    t = res.times
     for name, seconds in ((charts.WITH, t.seconds_cached), (charts.WITHOUT, t.seconds_uncached)):
         mine = [r for r in rows if r["cache"] == name]
         assert [r["sequence length"] for r in mine] == list(GRID.timed_lengths)
         assert np.allclose([r["milliseconds per token"] for r in mine], 1e3 * seconds, rtol=1e-3)
-    assert t.measured_on in SPECS["timing"]["title"]
+    assert t.measured_on in specs["timing"]["title"]
     assert all(s > 0 for s in np.r_[t.seconds_cached, t.seconds_uncached])
 
 
-def test_memory_carries_every_size_and_its_controls_span_the_grid():
-    rows = rows_with(SPECS["memory"], "bytes")
-    m = RES.memory
+def test_memory_carries_every_size_and_its_controls_span_the_grid(res, specs):
+    rows = rows_with(specs["memory"], "bytes")
+    m = res.memory
     assert len(rows) == m.bytes.size
     for r in rows:
         i, p = m.labels.index(r["model"]), m.precisions.index(r["precision"])
@@ -76,25 +88,25 @@ def test_memory_carries_every_size_and_its_controls_span_the_grid():
     gpt2 = next(r for r in rows if (r["model"], r["precision"], r["batch"], r["sequence length"])
                 == ("GPT-2 small", "fp16", 1, 1024))
     assert gpt2["bytes"] == 37_748_736
-    ps = params(SPECS["memory"])
+    ps = params(specs["memory"])
     assert ps["precision"]["bind"]["options"] == list(GRID.precisions)
     assert ps["batch"]["bind"]["options"] == list(GRID.batch_sizes)
     assert ps["length"]["bind"]["options"] == list(GRID.seq_lengths)
     assert "tiny model (this site)" in {r["model"] for r in rows}
 
 
-def test_facts_quote_the_results():
-    assert FACTS["max_diff"] == RES.max_abs_diff.max() <= 1e-5
-    assert FACTS["max_diff_f64"] <= 1e-12
-    assert FACTS["gpt2_shortest_bytes"] == "37,748,736"
-    assert FACTS["gqa_factor"] == 8
-    assert FACTS["llama70_token_kib"] == 320 and FACTS["llama70_mha_token_kib"] == 2560
-    assert FACTS["n_generated"] == RES.n_ctx - RES.n_prompt == len(FACTS["continuation"].split())
-    assert FACTS["step_ratio"] == max(GRID.timed_lengths)
+def test_facts_quote_the_results(facts, res):
+    assert facts.max_diff == res.max_abs_diff.max() <= 1e-5
+    assert facts.max_diff_f64 <= 1e-12
+    assert FILTERS["commas"](facts.gpt2_shortest_bytes) == "37,748,736"
+    assert facts.gqa_factor == 8
+    assert facts.llama70_token_kib == 320 and facts.llama70_mha_token_kib == 2560
+    assert facts.n_generated == res.n_ctx - res.n_prompt == len(FILTERS["visible"](facts.continuation).split())
+    assert facts.step_ratio == max(GRID.timed_lengths)
 
 
-def test_every_tooltip_field_exists_in_the_data():
-    for name, spec in SPECS.items():
+def test_every_tooltip_field_exists_in_the_data(specs):
+    for name, spec in specs.items():
         fields = {k for d in inline_data(spec) for k in d[0]} | {"row"}
         for n in nodes(spec):
             for t in n.get("tooltip", []) if isinstance(n.get("tooltip"), list) else []:

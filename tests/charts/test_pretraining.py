@@ -3,31 +3,34 @@ span the family and the checkpoints."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from generator.charts import pretraining as charts
-from generator.charts.common import visible_token
-from generator.grids import PretrainingGrid
 from generator.sims import pretraining as sims
+from generator.sims.family import best_index
 from tests.charts.specs import inline_data, params
+from tests.helpers import TINY_FAMILY, close
 
-GRID = PretrainingGrid(n_layers=(1, 2), n_heads=(1, 2), n_embd=16, n_ctx=32, batch_size=4, steps=20,
-                       warmup_steps=5, eval_every=10, checkpoints=(0, 10, 20), train_stories=100,
-                       heldout_stories=8, prompt="once upon a time , there was", temperatures=(0.5, 1.0, 2.0),
-                       top_p=(0.5, 1.0), companion_tokens=5)
-RES = sims.simulate(GRID)
-SPECS = {name: fig.to_dict() for name, fig in charts.figures(RES).items()}  # to_dict validates
+GRID = dataclasses.replace(TINY_FAMILY, checkpoints=(0, 10, 20))
 LOSS = charts.LOSS
 
 
-def close(a, b):
-    return np.allclose(np.asarray(a, float), np.asarray(b, float), rtol=5e-6, atol=0)
+@pytest.fixture(scope="module")
+def res(shared_memo):
+    return sims.simulate(GRID, shared_memo)
 
 
-def test_loss_curves_carry_every_evaluation_of_every_model():
-    rows = next(d for d in inline_data(SPECS["loss_curves"]) if "step" in d[0])
-    for m, train in zip(RES.models, RES.train_loss_at_eval):
+@pytest.fixture(scope="module")
+def specs(res):
+    return {name: fig.to_dict() for name, fig in charts.figures(res).items()}  # to_dict validates
+
+
+def test_loss_curves_carry_every_evaluation_of_every_model(res, specs):
+    rows = next(d for d in inline_data(specs["loss_curves"]) if "step" in d[0])
+    for m, train in zip(res.models, res.train_loss_at_eval):
         mine = [r for r in rows if (r["layers"], r["heads"]) == (m.config.n_layer, m.config.n_head)]
         heldout = [r for r in mine if r["data"] == "held-out"]
         assert [r["step"] for r in heldout] == m.eval_steps.tolist()
@@ -37,66 +40,46 @@ def test_loss_curves_carry_every_evaluation_of_every_model():
         assert close([r[LOSS] for r in trained], train[1:])
 
 
-def test_reference_lines_are_the_corpus_baselines_and_floor():
-    refs = {r["reference"]: r[LOSS] for d in inline_data(SPECS["loss_curves"]) for r in d if "reference" in r}
-    c = RES.corpus
+def test_reference_lines_are_the_corpus_baselines_and_floor(res, specs):
+    refs = {r["reference"]: r[LOSS] for d in inline_data(specs["loss_curves"]) for r in d if "reference" in r}
+    c = res.corpus
     assert close([refs["unigram"], refs["bigram"], refs["entropy floor"]],
                  [c.unigram_loss, c.bigram_loss, c.entropy_floor])
 
 
-def test_model_controls_span_the_family_and_start_on_the_best_model():
-    ps = params(SPECS["loss_curves"])
+def test_model_controls_span_the_family_and_start_on_the_best_model(specs, res):
+    ps = params(specs["loss_curves"])
     assert ps["layers"]["bind"]["options"] == [1, 2] and ps["heads"]["bind"]["options"] == [1, 2]
-    best = RES.models[charts.best_index(RES)]
+    best = res.models[best_index(res.models)]
     assert (ps["layers"]["value"], ps["heads"]["value"]) == (best.config.n_layer, best.config.n_head)
-    assert best.heldout_loss[-1] == min(m.heldout_loss[-1] for m in RES.models)
+    assert best.heldout_loss[-1] == min(m.heldout_loss[-1] for m in res.models)
 
 
-def test_scaling_points_are_final_losses_against_parameter_counts():
-    rows = next(d for d in inline_data(SPECS["scaling"]) if "parameters" in d[0])
-    assert len(rows) == len(RES.models)
-    for r, m in zip(rows, RES.models):
+def test_scaling_points_are_final_losses_against_parameter_counts(res, specs):
+    rows = next(d for d in inline_data(specs["scaling"]) if "parameters" in d[0])
+    assert len(rows) == len(res.models)
+    for r, m in zip(rows, res.models):
         assert (r["layers"], r["heads"], r["parameters"]) == (m.config.n_layer, m.config.n_head, m.n_params)
         assert close(r[LOSS], m.heldout_loss[-1])
 
 
-def test_samples_chart_shows_each_checkpoints_stories_whole():
-    rows = inline_data(SPECS["samples"])[0]
-    i = charts.best_index(RES)
-    for step, texts in zip(GRID.checkpoints, RES.sample_texts[i]):
+def test_samples_chart_shows_each_checkpoints_stories_whole(res, specs):
+    rows = inline_data(specs["samples"])[0]
+    i = best_index(res.models)
+    for step, texts in zip(GRID.checkpoints, res.sample_texts[i]):
         lines = [r["text"] for r in sorted((r for r in rows if r["step"] == step), key=lambda r: r["line"])]
         assert lines[0].startswith(f"step {step}: held-out loss ")
         stories = " ".join(lines[1:]).split("story ")[1:]
         assert [s.split(": ", 1)[1].strip() for s in stories] == [t or "(empty)" for t in texts]
-    slider = params(SPECS["samples"])["step"]
+    slider = params(specs["samples"])["step"]
     assert (slider["bind"]["min"], slider["bind"]["max"], slider["bind"]["step"]) == (0, 20, 1)
 
 
-def test_model_logits_carry_the_companion_probabilities():
-    c = RES.companion
-    spec = charts.sampling_figures(RES)["model_logits"].to_dict()
-    rows, truth = inline_data(spec)
-    tokens = [visible_token(t) for t in c.tokens] + [charts.OTHERS]
-    assert len(rows) == len(c.temperatures) * len(c.top_p) * len(tokens)
-    for r in rows:
-        i, j, k = list(c.temperatures).index(r["T"]), list(c.top_p).index(r["top-p"]), tokens.index(r["token"])
-        expected = c.other[i, j] if k == len(c.tokens) else c.probs[i, j, k]
-        assert r["probability"] == pytest.approx(expected, rel=5e-4, abs=1e-12)  # shown to 4 digits
-    assert [r["token"] for r in truth] == tokens
-    assert [r["true probability"] for r in truth] == pytest.approx([*c.grammar_probs, c.grammar_other], rel=5e-4)
-    assert [r["logit"] for r in truth[:-1]] == pytest.approx(c.logits, rel=5e-4)
-    assert c.grammar_other + c.grammar_probs.sum() == pytest.approx(1.0)
-    assert params(spec)["top_p"]["bind"]["options"] == [0.5, 1.0]
-    assert params(spec)["T"]["value"] == 1.0
-
-
-def test_facts_are_read_off_the_results():
-    f = charts.facts(RES)
-    finals = [m.heldout_loss[-1] for m in RES.models]
-    assert f["best_loss"] == min(finals) and f["worst_loss"] == max(finals)
-    assert f["floor"] == RES.corpus.entropy_floor and f["bigram"] == RES.corpus.bigram_loss
-    assert f["loss_most_layers"] == pytest.approx(np.mean(finals[2:]))
-    assert f["uniform_loss"] == pytest.approx(np.log2(len(RES.corpus.vocab)))
-    assert f["checkpoints"] == [0, 10, 20]
-    s = charts.sampling_facts(RES)
-    assert s["top_token"] == visible_token(RES.companion.tokens[0])
+def test_facts_are_read_off_the_results(res):
+    f = res.facts
+    finals = [m.heldout_loss[-1] for m in res.models]
+    assert f.best_loss == min(finals) and f.worst_loss == max(finals)
+    assert f.floor == res.corpus.entropy_floor and f.bigram == res.corpus.bigram_loss
+    assert f.loss_most_layers == pytest.approx(np.mean(finals[2:]))
+    assert f.uniform_loss == pytest.approx(np.log2(len(res.corpus.vocab)))
+    assert f.checkpoints == [0, 10, 20]

@@ -6,12 +6,23 @@ import dataclasses
 import html
 import re
 
+import pytest
+
 from generator.grids import TokenizationGrid
 from generator.pages import tokens
 from generator.sims import tokenization as sims
+from tests.helpers import tokenization_inputs
 
-RES = sims.simulate(dataclasses.replace(TokenizationGrid(), seq_lengths=(8, 16), max_timed_length=16))
-FACTS = tokens.facts(RES)
+
+
+@pytest.fixture(scope="module")
+def res():
+    return sims.simulate(tokenization_inputs(dataclasses.replace(TokenizationGrid(), seq_lengths=(8, 16), max_timed_length=16)))
+
+
+@pytest.fixture(scope="module")
+def views(res):
+    return tokens.widgets(res)
 SPAN = re.compile(r"<span(?: class=\"([ps])\")? data-i=(\d+)(?: tabindex=0)?>(.*?)</span>")
 
 
@@ -27,15 +38,15 @@ def rows(panel: str) -> dict[str, list[int]]:
             re.finditer(r'<span class="tokens-seq" data-encoding="([^"]+)">(.*?)</span></div>', panel)}
 
 
-def test_every_token_of_every_text_is_shown_once_per_distinct_row():
-    for kind, view in (("example", FACTS["token_view_examples"]), ("language", FACTS["token_view_languages"])):
+def test_every_token_of_every_text_is_shown_once_per_distinct_row(views, res):
+    for kind, view in (("example", views["examples"]), ("language", views["languages"])):
         shown = panels(str(view))
-        labels = [l for l, k in zip(RES.labels, RES.kinds) if k == kind]
+        labels = [l for l, k in zip(res.labels, res.kinds) if k == kind]
         assert list(shown) == labels
         for label in labels:
-            t = RES.labels.index(label)
+            t = res.labels.index(label)
             shown_rows = rows(shown[label])
-            for e in RES.encoded:
+            for e in res.encoded:
                 if e.encoding in shown_rows:
                     assert shown_rows[e.encoding] == e.ids[t].tolist()
                 else:  # identical to an earlier encoding's row, and said so
@@ -43,8 +54,8 @@ def test_every_token_of_every_text_is_shown_once_per_distinct_row():
                     assert any(ids == e.ids[t].tolist() for ids in shown_rows.values())
 
 
-def test_markup_in_an_example_arrives_escaped():
-    view = str(FACTS["token_view_examples"])
+def test_markup_in_an_example_arrives_escaped(views):
+    view = str(views["examples"])
     assert "<script>" not in view and "<b>bold" not in view
     assert "&lt;" in view and "&gt;" in view
     markup = panels(view)["Markup shown as text"]
@@ -66,8 +77,8 @@ def test_a_partial_character_shows_its_bytes_in_hex():
     assert tokens.token_span(9, "🦜".encode()[:2]) == '<span class="p" data-i=9>f0 9f</span>'
 
 
-def test_chat_view_marks_the_special_tokens():
-    view = str(FACTS["token_view_chat"])
+def test_chat_view_marks_the_special_tokens(views, res):
+    view = str(views["chat"])
     special = [(cls, int(i), body) for cls, i, body in SPAN.findall(view) if cls == "s"]
-    assert [i for _, i, _ in special] == [i for i in RES.chat.ids.tolist() if i in RES.chat.special_ids]
+    assert [i for _, i, _ in special] == [i for i in res.chat.ids.tolist() if i in res.chat.special_ids]
     assert {html.unescape(b) for _, _, b in special} == {"<|im_start|>", "<|im_end|>"}

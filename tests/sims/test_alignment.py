@@ -3,31 +3,40 @@ worked by hand, the demonstrations and pairs against the stories, and the stages
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 
-from generator.grids import AlignmentGrid, GridError, PretrainingGrid
+from generator.grids import AlignmentGrid
 from generator.sims import alignment as al
-from generator.sims.attention import family_member
+from generator.sims.family import WithFamily, member_config
 from generator.sims.gpt import init_params, leaves
 from generator.sims.stories import END, World, corpus, vocabulary
+from generator.validation import GridError
+from tests.helpers import TINY_FAMILY, RecordingMemo, family_grids
 
-FAMILY = PretrainingGrid(n_layers=(1, 2), n_heads=(1, 2), n_embd=16, n_ctx=64, batch_size=4, steps=20,
-                         warmup_steps=5, eval_every=10, checkpoints=(0, 20), train_stories=100,
-                         heldout_stories=8, prompt="once upon a time , there was")
+FAMILY = dataclasses.replace(TINY_FAMILY, n_ctx=64)  # a story, its recap and END fit
 GRID = AlignmentGrid(train_stories=60, heldout_stories=24, sft_steps=20, sft_learning_rate=0.003, dpo_steps=20,
                      dpo_learning_rate=0.001, warmup_steps=2, eval_every=5, batch_size=8)
-CALLS = []
 
 
-def recording_memo(fn, config):
-    CALLS.append((fn.__name__, config))
-    return fn(config)
+@pytest.fixture(scope="module")
+def memo(shared_memo):
+    return RecordingMemo(shared_memo)
 
 
-RES = al.simulate((GRID, FAMILY), recording_memo)
+@pytest.fixture(scope="module")
+def res(memo):
+    return al.simulate(WithFamily(GRID, FAMILY), memo)
+
+
+@pytest.fixture(scope="module")
+def calls(memo, res):
+    return [(name, config) for name, config, _ in memo.calls]
+
+
 VOCAB = vocabulary(World())
 
 
@@ -89,8 +98,8 @@ def test_dpo_loss_worked_by_hand_on_two_token_responses():
     assert al.dpo_loss(*np.log([[0.5], [0.25], [0.25], [0.5]]), beta=1.0)[0] == pytest.approx(-math.log(0.8))
 
 
-def test_only_the_chosen_pretrained_model_is_read_through_the_memo():
-    assert CALLS == [("train_model", family_member(2, 2, FAMILY, "grids.alignment"))]
+def test_only_the_chosen_pretrained_model_is_read_through_the_memo(calls):
+    assert calls == [("train_model", member_config(FAMILY, 2, 2))]
 
 
 def test_demonstrations_recap_who_had_what_and_learn_only_real_tokens():
@@ -121,32 +130,32 @@ def test_pairs_share_the_prompt_and_differ_only_in_the_feeling():
         assert [VOCAB[t] for t in pairs.y[w][pairs.mask[w] > 0]] == ["happy", ".", END]
 
 
-def test_sft_lowers_the_recap_loss_and_dpo_raises_the_win_rate():
-    assert RES.sft.recap_loss[0] == pytest.approx(RES.pretrained_recap_loss)
-    assert RES.sft.recap_loss[-1] < RES.sft.recap_loss[0] - 1  # bits per recap token
-    assert RES.sft.train_loss[-5:].mean() < RES.sft.train_loss[:5].mean()
-    for run in RES.dpo:
+def test_sft_lowers_the_recap_loss_and_dpo_raises_the_win_rate(res):
+    assert res.sft.recap_loss[0] == pytest.approx(res.pretrained_recap_loss)
+    assert res.sft.recap_loss[-1] < res.sft.recap_loss[0] - 1  # bits per recap token
+    assert res.sft.train_loss[-5:].mean() < res.sft.train_loss[:5].mean()
+    for run in res.dpo:
         assert run.loss[0] == pytest.approx(math.log(2))  # the policy starts as the reference
         assert run.margin[0] == 0 and run.kl[0] == pytest.approx(0, abs=1e-12)
         assert run.loss[-1] < run.loss[0] and run.margin[-1] > 0 and run.kl[-1] > 0
         assert run.win_rate[-1] > run.win_rate[0]
 
 
-def test_next_token_distributions_are_distributions_for_every_stage():
-    assert RES.stages == ("pretrained", "SFT", "DPO, β = 0.1", "DPO, β = 0.5")
-    for nt in RES.next_tokens:
+def test_next_token_distributions_are_distributions_for_every_stage(res):
+    assert res.stages == ("pretrained", "SFT", "DPO, β = 0.1", "DPO, β = 0.5")
+    for nt in res.next_tokens:
         assert nt.probs.shape == (4, len(VOCAB))
         assert np.allclose(nt.probs.sum(axis=1), 1)
-    assert RES.next_tokens[1].prompt.endswith("were") and RES.next_tokens[1].target == "happy"
+    assert res.next_tokens[1].prompt.endswith("were") and res.next_tokens[1].target == "happy"
 
 
-def test_same_config_gives_identical_results():
-    again = al.simulate((GRID, FAMILY))
-    assert np.array_equal(again.sft.train_loss, RES.sft.train_loss)
-    assert np.array_equal(again.sft.exact, RES.sft.exact)
-    for a, b in zip(again.dpo, RES.dpo):
+def test_same_config_gives_identical_results(res):
+    again = al.simulate(WithFamily(GRID, FAMILY))
+    assert np.array_equal(again.sft.train_loss, res.sft.train_loss)
+    assert np.array_equal(again.sft.exact, res.sft.exact)
+    for a, b in zip(again.dpo, res.dpo):
         assert np.array_equal(a.train_loss, b.train_loss) and np.array_equal(a.kl, b.kl)
-    assert all(np.array_equal(a.probs, b.probs) for a, b in zip(again.next_tokens, RES.next_tokens))
+    assert all(np.array_equal(a.probs, b.probs) for a, b in zip(again.next_tokens, res.next_tokens))
 
 
 @pytest.mark.parametrize("change, field", [
@@ -156,7 +165,7 @@ def test_same_config_gives_identical_results():
 def test_bad_settings_name_their_field(change, field):
     grid = AlignmentGrid(**{**{"train_stories": 10, "heldout_stories": 4, "batch_size": 2}, **change})
     with pytest.raises(GridError, match=field):
-        al.simulate((grid, FAMILY))
+        family_grids(FAMILY, alignment=grid)
 
 
 def test_grid_checks_its_own_fields():

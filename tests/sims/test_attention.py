@@ -8,50 +8,60 @@ import math
 import numpy as np
 import pytest
 
-from generator.grids import AttentionGrid, GridError, PretrainingGrid
+from generator.grids import AttentionGrid
 from generator.sims import attention as a
 from generator.sims import gpt
 from generator.sims.attention_cost import attention_flops
-from generator.sims.pretraining import model_configs
+from generator.sims.family import WithFamily, model_configs
 from generator.sims.stories import END
+from generator.validation import GridError
+from tests.helpers import TINY_FAMILY, RecordingMemo, family_grids
 
-FAMILY = PretrainingGrid(n_layers=(1, 2), n_heads=(1, 2), n_embd=16, n_ctx=32, batch_size=4, steps=20,
-                         warmup_steps=5, eval_every=10, checkpoints=(0, 20), train_stories=100,
-                         heldout_stories=8, prompt="once upon a time , there was")
+FAMILY = TINY_FAMILY
 GRID = AttentionGrid(prompt="Mia was a kind girl who lived near the park . one day , Mia went",
                      n_layer=2, n_head=2, scored_stories=6, seq_lengths=(8, 16, 64, 1000))
-CALLS = []  # (function name, config, result)
 
 
-def recording_memo(fn, config):
-    CALLS.append((fn.__name__, config, fn(config)))
-    return CALLS[-1][2]
+@pytest.fixture(scope="module")
+def memo(shared_memo):
+    return RecordingMemo(shared_memo)
 
 
-RES = a.simulate((GRID, FAMILY), recording_memo)
-CHOSEN = next(m for _, cfg, m in CALLS if (cfg.n_layer, cfg.n_head) == (2, 2))
+@pytest.fixture(scope="module")
+def res(memo):
+    return a.simulate(WithFamily(GRID, FAMILY), memo)
 
 
-def test_the_family_is_read_through_the_memo_with_the_pretraining_configs():
-    assert [name for name, _, _ in CALLS] == ["train_model"] * 4
-    assert [cfg for _, cfg, _ in CALLS] == model_configs(FAMILY)
+@pytest.fixture(scope="module")
+def calls(memo, res):
+    return memo.calls  # (function name, config, result)
 
 
-def test_weight_rows_sum_to_one_and_the_mask_zeroes_every_later_key():
-    n_seq = len(RES.tokens)
-    assert RES.weights.shape == RES.scores.shape == RES.unmasked.shape == (2, 2, n_seq, n_seq)
-    assert np.allclose(RES.weights.sum(axis=-1), 1, atol=1e-6)
-    assert np.allclose(RES.unmasked.sum(axis=-1), 1, atol=1e-12)
+@pytest.fixture(scope="module")
+def chosen(calls):
+    return next(m for _, cfg, m in calls if (cfg.n_layer, cfg.n_head) == (2, 2))
+
+
+def test_the_family_is_read_through_the_memo_with_the_pretraining_configs(calls):
+    assert [name for name, _, _ in calls] == ["train_model"] * 4
+    assert [cfg for _, cfg, _ in calls] == model_configs(FAMILY)
+
+
+def test_weight_rows_sum_to_one_and_the_mask_zeroes_every_later_key(res):
+    n_seq = len(res.tokens)
+    assert res.weights.shape == res.scores.shape == res.unmasked.shape == (2, 2, n_seq, n_seq)
+    assert np.allclose(res.weights.sum(axis=-1), 1, atol=1e-6)
+    assert np.allclose(res.unmasked.sum(axis=-1), 1, atol=1e-12)
     later = np.triu(np.ones((n_seq, n_seq), dtype=bool), k=1)
-    assert (RES.weights[..., later] == 0).all()
-    assert (RES.weights[..., ~later] > 0).all()
-    assert (RES.unmasked[..., later] > 0).all()
+    assert (res.weights[..., later] == 0).all()
+    assert (res.weights[..., ~later] > 0).all()
+    assert (res.unmasked[..., later] > 0).all()
 
 
-def test_first_layer_weights_recomputed_by_hand_from_the_parameters():
-    p = CHOSEN.params
-    index = {w: i for i, w in enumerate(CHOSEN.vocab)}
-    ids = [index[w] for w in RES.tokens]
+def test_first_layer_weights_recomputed_by_hand_from_the_parameters(chosen, res):
+    p = chosen.params
+    index = {w: i for i, w in enumerate(chosen.vocab)}
+    ids = [index[w] for w in res.tokens]
     x = p["wte"][ids].astype(np.float64) + p["wpe"][: len(ids)]  # [n_seq, n_embd]
     block = p["blocks"][0]
     mean = x.mean(axis=1, keepdims=True)
@@ -64,27 +74,27 @@ def test_first_layer_weights_recomputed_by_hand_from_the_parameters():
         q, k = qkv[:, :n_embd][:, cols], qkv[:, n_embd:2 * n_embd][:, cols]
         for i in range(len(ids)):
             s = [float(q[i] @ k[j]) / math.sqrt(d_head) for j in range(len(ids))]
-            assert np.allclose(RES.scores[0, head, i], s, rtol=1e-4, atol=1e-5)
+            assert np.allclose(res.scores[0, head, i], s, rtol=1e-4, atol=1e-5)
             e = [math.exp(v - max(s[: i + 1])) for v in s[: i + 1]]
-            assert np.allclose(RES.weights[0, head, i, : i + 1], [v / sum(e) for v in e], rtol=1e-4, atol=1e-6)
+            assert np.allclose(res.weights[0, head, i, : i + 1], [v / sum(e) for v in e], rtol=1e-4, atol=1e-6)
             e = [math.exp(v - max(s)) for v in s]
-            assert np.allclose(RES.unmasked[0, head, i], [v / sum(e) for v in e], rtol=1e-9)
+            assert np.allclose(res.unmasked[0, head, i], [v / sum(e) for v in e], rtol=1e-9)
 
 
-def test_every_layer_equals_the_models_own_forward_pass():
-    index = {w: i for i, w in enumerate(CHOSEN.vocab)}
-    trace = gpt.gpt(np.array([[index[w] for w in RES.tokens]]), CHOSEN.params, 2)
+def test_every_layer_equals_the_models_own_forward_pass(chosen, res):
+    index = {w: i for i, w in enumerate(chosen.vocab)}
+    trace = gpt.gpt(np.array([[index[w] for w in res.tokens]]), chosen.params, 2)
     for layer, b in enumerate(trace.blocks):
-        assert np.array_equal(RES.weights[layer], b.weights[0])
-        assert np.array_equal(RES.scores[layer], b.scores[0])
+        assert np.array_equal(res.weights[layer], b.weights[0])
+        assert np.array_equal(res.scores[layer], b.scores[0])
 
 
-def test_prompt_starts_after_end_and_is_checked_against_the_grammar():
-    assert RES.tokens == (END, *GRID.prompt.split())
+def test_prompt_starts_after_end_and_is_checked_against_the_grammar(res):
+    assert res.tokens == (END, *GRID.prompt.split())
     with pytest.raises(GridError, match="grids.attention.prompt"):
-        a.simulate((AttentionGrid(prompt="Mia was a kind boy", n_layer=2, n_head=2), FAMILY))
+        family_grids(FAMILY, attention=AttentionGrid(prompt="Mia was a kind boy", n_layer=2, n_head=2))
     with pytest.raises(GridError, match="grids.attention.n_layer"):
-        a.simulate((AttentionGrid(n_layer=4, n_head=2), FAMILY))
+        family_grids(FAMILY, attention=AttentionGrid(n_layer=4, n_head=2))
     with pytest.raises(GridError, match="31"):
         AttentionGrid(prompt=" ".join(["Mia"] * 32))
 
@@ -114,8 +124,8 @@ def test_target_weight_averages_the_weight_on_each_target():
     assert a.target_weight(w, targets).tolist() == pytest.approx([0.4, 0.5])
 
 
-def test_uniform_attention_scores_match_closed_forms():
-    h = RES.heads
+def test_uniform_attention_scores_match_closed_forms(res):
+    h = res.heads
     n_ctx = FAMILY.n_ctx
     assert h.uniform_previous_token == pytest.approx(np.mean([1 / (i + 1) for i in range(1, n_ctx)]))
     ids = a.scored_windows(GRID.scored_stories, FAMILY)
@@ -124,13 +134,13 @@ def test_uniform_attention_scores_match_closed_forms():
     assert h.uniform_induction == pytest.approx(np.mean(1 / (queries + 1)))
 
 
-def test_head_scores_cover_every_head_of_every_model_and_match_a_recount():
-    h = RES.heads
+def test_head_scores_cover_every_head_of_every_model_and_match_a_recount(res, chosen):
+    h = res.heads
     assert list(zip(h.model_layers.tolist(), h.model_heads.tolist(), h.layer.tolist(), h.head.tolist())) == [
         (1, 1, 1, 1), (1, 2, 1, 1), (1, 2, 1, 2), (2, 1, 1, 1), (2, 1, 2, 1),
         (2, 2, 1, 1), (2, 2, 1, 2), (2, 2, 2, 1), (2, 2, 2, 2)]
     ids = a.scored_windows(GRID.scored_stories, FAMILY)
-    w = gpt.gpt(ids, CHOSEN.params, 2).blocks[1].weights.astype(np.float64)[:, 1]  # layer 2, head 2
+    w = gpt.gpt(ids, chosen.params, 2).blocks[1].weights.astype(np.float64)[:, 1]  # layer 2, head 2
     prev = [w[b, i, i - 1] for b in range(len(ids)) for i in range(1, ids.shape[1])]
     assert h.previous_token[-1] == pytest.approx(np.mean(prev), rel=1e-9)
     induction = []
@@ -142,13 +152,13 @@ def test_head_scores_cover_every_head_of_every_model_and_match_a_recount():
     assert h.induction[-1] == pytest.approx(np.mean(induction), rel=1e-9)
 
 
-def test_future_share_hand_worked():
+def test_future_share_hand_worked(res):
     uniform = np.full((3, 3), 1 / 3)
     assert a.future_share(uniform) == pytest.approx((2 / 3 + 1 / 3) / 2)
-    assert RES.future_share.shape == (2, 2)
-    later = np.triu(np.ones(RES.unmasked.shape[-2:], dtype=bool), k=1)
-    assert RES.future_share[1, 0] == pytest.approx(np.mean([RES.unmasked[1, 0, i, later[i]].sum()
-                                                            for i in range(len(RES.tokens) - 1)]))
+    assert res.future_share.shape == (2, 2)
+    later = np.triu(np.ones(res.unmasked.shape[-2:], dtype=bool), k=1)
+    assert res.future_share[1, 0] == pytest.approx(np.mean([res.unmasked[1, 0, i, later[i]].sum()
+                                                            for i in range(len(res.tokens) - 1)]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -179,8 +189,8 @@ def test_flops_formula_equals_the_multiply_adds_of_the_numpy_attention(n_seq, d_
     assert Counting.flops == attention_flops(n_seq, d_head) == 4 * n_seq**2 * d_head
 
 
-def test_cost_per_layer_and_doubling():
-    c = RES.cost
+def test_cost_per_layer_and_doubling(res):
+    c = res.cost
     n = np.array(GRID.seq_lengths)
     assert c.flops_model.tolist() == (4 * n**2 * FAMILY.n_embd).tolist()
     assert c.flops_reference.tolist() == (4 * n**2 * 768).tolist()

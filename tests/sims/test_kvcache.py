@@ -8,9 +8,11 @@ import re
 import numpy as np
 import pytest
 
-from generator.grids import GridError, KVCacheGrid, PretrainingGrid, load_grids
+from generator.grids import KVCacheGrid, PretrainingGrid, load_grids
 from generator.sims import kvcache as kv
+from generator.sims.family import member_config
 from generator.sims.gpt import causal_mask, gpt, init_params
+from generator.validation import GridError
 
 N_VOCAB, N_CTX, N_EMBD, N_LAYER, N_HEAD = 23, 20, 16, 3, 4
 
@@ -140,7 +142,7 @@ def test_memory_formula_hand_worked():
 
 def test_memory_table_follows_the_formula_and_the_grid():
     grid = KVCacheGrid()
-    m = kv.memory(grid, kv.decoding_model(grid, PretrainingGrid()))
+    m = kv.memory(grid, member_config(PretrainingGrid(), grid.model_layers, grid.model_heads))
     assert m.labels[:3] == ("GPT-2 small", "Llama 2 7B", "Llama 2 70B (GQA)")
     assert m.bytes.shape == (4, 3, 3, 8)
     assert m.bytes[0, 1, 0, 0] == 37_748_736  # fp16, batch 1, 1024 tokens
@@ -179,23 +181,11 @@ def test_bad_grid_values_name_the_field(override, field):
 
 
 def test_a_prompt_outside_the_vocabulary_names_the_field():
-    with pytest.raises(GridError, match=r"^grids.kvcache.prompt: 'dragon'"):
-        kv.simulate((KVCacheGrid(prompt="once upon a dragon"), PretrainingGrid()), memo=FakeModel.get)
+    with pytest.raises(GridError, match=r"^grids.kvcache.prompt: .*'dragon'"):
+        load_grids({"kvcache": {"prompt": "once upon a dragon"}})
 
 
-@pytest.mark.parametrize("override,field", [({"model_layers": 3}, "model_layers"), ({"model_heads": 3}, "model_heads")])
-def test_a_model_outside_the_pretraining_family_names_the_field(override, field):
-    with pytest.raises(GridError, match=rf"^grids.kvcache.{field}: 3 is not one"):
-        kv.simulate((KVCacheGrid(**override), PretrainingGrid()), memo=FakeModel.get)
-
-
-class FakeModel:
-    """A memo that answers train_model with a random model of the right vocabulary, untrained."""
-
-    @staticmethod
-    def get(fn, cfg):
-        from generator.sims.stories import World, vocabulary
-
-        vocab = vocabulary(World())
-        params = init_params(len(vocab), cfg.data.n_ctx, cfg.n_embd, cfg.n_layer, np.random.default_rng(0))
-        return kv.TrainedModel(cfg, vocab, 0, params, (), *(np.zeros(1),) * 5, np.zeros((1, 1, 1), int))
+@pytest.mark.parametrize("override,model", [({"model_layers": 3}, "(3, 4)"), ({"model_heads": 3}, "(4, 3)")])
+def test_a_model_outside_the_pretraining_family_names_the_field(override, model):
+    with pytest.raises(GridError, match="^grids.kvcache.model_layers, model_heads: " + re.escape(model) + " is not a model"):
+        load_grids({"kvcache": override})

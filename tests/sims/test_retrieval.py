@@ -8,15 +8,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from generator import knowledge_base
 from generator.grids import RagGrid
 from generator.sims import retrieval as rt
 from generator.sims.encodings import get_encoding
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def results(rag_results):
+    return rag_results.retrieval
+
 GRID = RagGrid()
-INPUTS = knowledge_base.load(GRID, ROOT / "content")
-RESULTS = rt.simulate(GRID, INPUTS.documents, INPUTS.questions)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -35,9 +38,9 @@ def test_window_starts_cover_every_token(n, size, overlap, expected):
 
 
 @pytest.mark.parametrize("size,overlap", [(32, 0), (48, 8), (64, 16), (256, 16)])
-def test_chunks_hold_the_windows_tokens_as_tiktoken_counts_them(size, overlap):
+def test_chunks_hold_the_windows_tokens_as_tiktoken_counts_them(size, overlap, rag_inputs):
     enc = get_encoding("cl100k_base")
-    docs = INPUTS.documents
+    docs = rag_inputs.documents
     chunks = rt.chunk(docs, rt.tokenize(docs), size, overlap)
     for d, doc in enumerate(docs):
         ids = enc.encode_ordinary(doc.text)
@@ -67,8 +70,8 @@ def test_relevance_needs_half_the_passage_or_half_the_chunk():
     assert list(got) == [False, True, False, True]
 
 
-def test_every_question_has_an_answering_chunk_at_every_setting():
-    docs, questions = INPUTS.documents, INPUTS.questions
+def test_every_question_has_an_answering_chunk_at_every_setting(rag_inputs):
+    docs, questions = rag_inputs.documents, rag_inputs.questions
     tokens = rt.tokenize(docs)
     for size in GRID.chunk_sizes:
         for overlap in GRID.overlaps:
@@ -111,10 +114,10 @@ def test_cosine_ranking_equals_a_brute_force_recompute():
         assert list(rt.ranking(scores)[q]) == sorted(range(len(chunks)), key=lambda c: -brute[c])
 
 
-def test_cosine_ranking_of_the_real_index_equals_a_brute_force_recompute():
-    docs = INPUTS.documents
+def test_cosine_ranking_of_the_real_index_equals_a_brute_force_recompute(rag_inputs):
+    docs = rag_inputs.documents
     index = rt.build_index(docs, rt.tokenize(docs), 64, 16, GRID.svd_rank)
-    queries = [q.text for q in INPUTS.questions]
+    queries = [q.text for q in rag_inputs.questions]
     _, embedded = rt.embed_queries(index, queries)
     scores = rt.score(index, queries, GRID, np.random.default_rng(0))[rt.METHODS.index("lsa")]
     for q in range(len(queries)):
@@ -203,8 +206,8 @@ def test_pack_keeps_whole_chunks_until_the_next_overflows():
     assert not rt.pack(order, tokens, 39).any()
 
 
-def test_results_agree_with_their_own_ranks():
-    r = RESULTS
+def test_results_agree_with_their_own_ranks(results):
+    r = results
     for n, k in enumerate(r.ks):
         assert r.hit_rate[..., n] == pytest.approx((r.ranks <= k).mean(axis=-1))
     assert r.mrr == pytest.approx((1.0 / r.ranks).mean(axis=-1))
@@ -213,8 +216,8 @@ def test_results_agree_with_their_own_ranks():
     assert (np.diff(r.found_within, axis=-1) >= -1e-12).all()
 
 
-def test_the_best_setting_is_the_arg_max_of_the_headline_score():
-    r = RESULTS
+def test_the_best_setting_is_the_arg_max_of_the_headline_score(results):
+    r = results
     h = list(r.budgets).index(r.headline_budget)
     method, size, overlap = r.best
     m, i, j = rt.METHODS.index(method), list(r.chunk_sizes).index(size), list(r.overlaps).index(overlap)
@@ -226,8 +229,8 @@ def test_the_best_setting_is_the_arg_max_of_the_headline_score():
     assert r.mrr[m, i, j] == r.mrr[tied].max()
 
 
-def test_the_view_repeats_the_grid_cell_it_details():
-    r, v = RESULTS, RESULTS.view
+def test_the_view_repeats_the_grid_cell_it_details(results):
+    r, v = results, results.view
     i, j = list(r.chunk_sizes).index(v.chunk_size), list(r.overlaps).index(v.overlap)
     assert len(v.chunk_text) == r.n_chunks[i, j]
     assert (v.ranks == r.ranks[:, i, j]).all()
@@ -236,6 +239,6 @@ def test_the_view_repeats_the_grid_cell_it_details():
     assert packed_found == pytest.approx(r.found_within[:, i, j])
 
 
-def test_methods_beat_the_random_floor_on_average():
-    r = RESULTS
+def test_methods_beat_the_random_floor_on_average(results):
+    r = results
     assert all(r.mrr[m].mean() > r.mrr[0].mean() for m in range(1, len(rt.METHODS)))

@@ -13,10 +13,22 @@ from hypothesis.extra.numpy import arrays
 
 from generator.grids import SamplingGrid
 from generator.sims import sampling as s
+from generator.sims.family import WithFamily, load_models
+from generator.sims.gpt import next_token_logits
+from generator.sims.stories import World, next_token_probs
+from tests.helpers import TINY_FAMILY
 
-GRID = SamplingGrid()
-RESULTS = s.simulate(GRID)
+# The default illustrative logits; the trained model's section reads the tiny family.
+GRID = SamplingGrid(model_prompt="once upon a time , there was", model_tokens=5,
+                    model_temperatures=(0.5, 1.0, 2.0), model_top_p=(0.5, 1.0))
 LOGITS = np.array([logit for _, logit in GRID.candidates])
+
+
+
+@pytest.fixture(scope="module")
+def results(shared_memo):
+    return s.simulate(WithFamily(GRID, TINY_FAMILY), shared_memo)
+
 
 logit_vectors = arrays(np.float64, st.integers(2, 10), elements=st.floats(-30, 30))
 temperatures = st.floats(0.01, 10.0)
@@ -63,16 +75,16 @@ def test_min_p_hand_worked():
 
 # ---- closed forms at every grid point ----------------------------------------------------------
 
-def test_every_temperature_matches_the_formula_and_sums_to_one():
-    for t, p in zip(RESULTS.temperatures, RESULTS.probs):
+def test_every_temperature_matches_the_formula_and_sums_to_one(results):
+    for t, p in zip(results.temperatures, results.probs):
         assert np.all(np.isfinite(p))
         assert p.sum() == pytest.approx(1.0, abs=1e-12)
         np.testing.assert_allclose(p, reference_softmax(LOGITS, t), rtol=1e-9, atol=1e-300)
 
 
-def test_entropy_matches_log_partition_form_at_every_temperature():
+def test_entropy_matches_log_partition_form_at_every_temperature(results):
     # H = log2(Z) - sum_i p_i (z_i - max z)/T / ln 2, with Z = sum_j exp((z_j - max z)/T).
-    for t, p, h in zip(RESULTS.temperatures, RESULTS.probs, RESULTS.entropy):
+    for t, p, h in zip(results.temperatures, results.probs, results.entropy):
         shifted = (LOGITS - LOGITS.max()) / t
         log_z = math.log(math.fsum(math.exp(x) for x in shifted))
         expected = (log_z - math.fsum(pi * x for pi, x in zip(p, shifted))) / math.log(2)
@@ -80,18 +92,18 @@ def test_entropy_matches_log_partition_form_at_every_temperature():
         assert 0.0 <= h <= math.log2(len(LOGITS)) + 1e-12
 
 
-def test_entropy_rises_with_temperature():
-    assert np.all(np.diff(RESULTS.entropy) > -1e-12)
+def test_entropy_rises_with_temperature(results):
+    assert np.all(np.diff(results.entropy) > -1e-12)
 
 
-def test_cold_limit_is_greedy_and_stable_with_logits_fifty_apart():
+def test_cold_limit_is_greedy_and_stable_with_logits_fifty_apart(results):
     p = s.softmax_with_temperature(np.array([0.0, 50.0, -50.0]), 0.01)
     assert np.all(np.isfinite(p))
     assert p.tolist() == [0.0, 1.0, 0.0]  # exp(-5000) underflows to exactly 0, never NaN
     close = s.softmax_with_temperature(np.array([50.0, 49.0]), 0.01)
     assert close[1] == pytest.approx(math.exp(-100), rel=1e-9)
-    assert RESULTS.probs[0].argmax() == LOGITS.argmax()
-    assert RESULTS.probs[0].max() == pytest.approx(1.0, abs=1e-12)
+    assert results.probs[0].argmax() == LOGITS.argmax()
+    assert results.probs[0].max() == pytest.approx(1.0, abs=1e-12)
 
 
 def test_cold_limit_splits_ties_evenly():
@@ -138,37 +150,37 @@ def brute_top_p(p, top_p):
 
 
 @pytest.mark.parametrize("k", GRID.top_k)
-def test_top_k_grid_matches_brute_force(k):
-    p = RESULTS.base_probs
-    row = list(RESULTS.top_k.values).index(k)
-    keep = RESULTS.top_k.keep[row]
+def test_top_k_grid_matches_brute_force(results, k):
+    p = results.base_probs
+    row = list(results.top_k.values).index(k)
+    keep = results.top_k.keep[row]
     kept = set(np.flatnonzero(keep))
     assert len(kept) == k
     # brute force over all k-subsets is too big for k ~ 8 of 16; compare masses on a reduced check:
     assert sum(p[i] for i in kept) == pytest.approx(np.sort(p)[::-1][:k].sum())
     assert min(p[i] for i in kept) >= max([p[i] for i in range(len(p)) if i not in kept], default=0)
-    np.testing.assert_allclose(RESULTS.top_k.probs[row], np.where(keep, p, 0) / p[keep].sum())
+    np.testing.assert_allclose(results.top_k.probs[row], np.where(keep, p, 0) / p[keep].sum())
 
 
 @pytest.mark.parametrize("top_p", GRID.top_p)
-def test_top_p_grid_matches_definition(top_p):
-    p = RESULTS.base_probs
-    row = list(RESULTS.top_p.values).index(top_p)
-    kept = np.flatnonzero(RESULTS.top_p.keep[row])
+def test_top_p_grid_matches_definition(results, top_p):
+    p = results.base_probs
+    row = list(results.top_p.values).index(top_p)
+    kept = np.flatnonzero(results.top_p.keep[row])
     ranked = np.argsort(-p, kind="stable")
     m = len(kept)
     assert set(kept) == set(ranked[:m])                      # a most-probable prefix
     assert p[kept].sum() >= top_p - 1e-12 or m == len(p)      # reaches top_p
     assert m == 1 or p[ranked[: m - 1]].sum() < top_p         # and is the smallest such prefix
-    np.testing.assert_allclose(RESULTS.top_p.probs[row].sum(), 1.0)
+    np.testing.assert_allclose(results.top_p.probs[row].sum(), 1.0)
 
 
 @pytest.mark.parametrize("min_p", GRID.min_p)
-def test_min_p_grid_matches_definition(min_p):
-    p = RESULTS.base_probs
-    row = list(RESULTS.min_p.values).index(min_p)
+def test_min_p_grid_matches_definition(results, min_p):
+    p = results.base_probs
+    row = list(results.min_p.values).index(min_p)
     expected = [pi >= min_p * p.max() for pi in p]
-    assert RESULTS.min_p.keep[row].tolist() == expected
+    assert results.min_p.keep[row].tolist() == expected
 
 
 small_distributions = arrays(np.float64, st.integers(2, 8), elements=st.floats(0.01, 1.0)).map(lambda x: x / x.sum())
@@ -204,22 +216,48 @@ def test_renormalised_survivors_keep_their_ratios(p, min_p):
 
 # ---- repeated sampling --------------------------------------------------------------------------
 
-def test_counts_add_up_and_are_reproducible():
-    assert RESULTS.counts.sum(axis=1).tolist() == list(GRID.sample_sizes)
-    again = s.simulate(GRID)
-    assert np.array_equal(again.counts, RESULTS.counts)
+def test_counts_add_up_and_are_reproducible(results, shared_memo):
+    assert results.counts.sum(axis=1).tolist() == list(GRID.sample_sizes)
+    again = s.simulate(WithFamily(GRID, TINY_FAMILY), shared_memo)
+    assert np.array_equal(again.counts, results.counts)
 
 
-def test_large_sample_frequencies_are_within_five_sigma_of_exact():
-    n = RESULTS.sample_sizes[-1]
-    freq = RESULTS.counts[-1] / n
-    p = RESULTS.base_probs
+def test_large_sample_frequencies_are_within_five_sigma_of_exact(results):
+    n = results.sample_sizes[-1]
+    freq = results.counts[-1] / n
+    p = results.base_probs
     sigma = np.sqrt(p * (1 - p) / n)
     assert np.all(np.abs(freq - p) <= 5 * sigma + 1e-12)
 
 
-def test_counts_follow_the_documented_generator():
+def test_counts_follow_the_documented_generator(results):
     rng = np.random.default_rng(GRID.seed)
-    for n, counts in zip(GRID.sample_sizes, RESULTS.counts):
-        draws = rng.choice(len(RESULTS.base_probs), size=n, p=RESULTS.base_probs)
+    for n, counts in zip(GRID.sample_sizes, results.counts):
+        draws = rng.choice(len(results.base_probs), size=n, p=results.base_probs)
         assert np.bincount(draws, minlength=len(counts)).tolist() == counts.tolist()
+
+
+# ---- the trained model's next token ----------------------------------------------------------
+
+def test_model_section_is_the_best_models_logits_through_the_sampling_functions(results, shared_memo):
+    c = results.model
+    best = min(load_models(TINY_FAMILY, shared_memo), key=lambda m: m.heldout_loss[-1])
+    assert (c.n_layer, c.n_head) == (best.config.n_layer, best.config.n_head)
+    ids = np.array([[best.vocab.index(w) for w in ["\n"] + GRID.model_prompt.split()]])
+    logits = next_token_logits(ids, best.params, best.config.n_head)[0].astype(np.float64)
+    order = np.argsort(-logits, kind="stable")[:5]
+    assert c.tokens == tuple(best.vocab[i] for i in order)
+    np.testing.assert_allclose(c.logits, logits[order])
+    for i, temperature in enumerate(GRID.model_temperatures):
+        for j, top_p in enumerate(GRID.model_top_p):
+            full = s.softmax_with_temperature(logits, temperature)
+            q = s.renormalise(full, s.top_p_keep(full, top_p))
+            np.testing.assert_allclose(c.probs[i, j], q[order])
+            assert c.probs[i, j].sum() + c.other[i, j] == pytest.approx(1.0)
+            assert c.entropy[i, j] == pytest.approx(s.entropy_bits(q))
+    grammar = next_token_probs(World(), GRID.model_prompt.split())  # {"a": 5/6, "an": 1/6}
+    np.testing.assert_allclose(c.grammar_probs, [grammar.get(t, 0.0) for t in c.tokens])
+
+
+def test_model_facts_are_read_off_the_model_section(results):
+    assert results.facts.model.top_token == results.model.tokens[0]

@@ -9,16 +9,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from generator import knowledge_base
-from generator.grids import RagGrid
-from generator.sims import rag
 from generator.sims import tools as tl
 from generator.sims.encodings import get_encoding
 
 ROOT = Path(__file__).resolve().parents[2]
-INPUTS = knowledge_base.load(RagGrid(), ROOT / "content")
-RESULTS = rag.simulate(INPUTS).tools
-SCRIPT = INPUTS.script
+
+
+@pytest.fixture(scope="module")
+def results(rag_results):
+    return rag_results.tools
+
+
+@pytest.fixture(scope="module")
+def script(rag_inputs):
+    return rag_inputs.script
+
 
 
 # ---------------------------------------------------------------------------------------------
@@ -126,23 +131,23 @@ def test_valid_arguments_pass():
     ('{"name": "calculator", "arguments": {"expr": "1"}}', "arguments: missing required property 'expression'"),
     ('{"name": "calculator", "arguments": {"expression": "x"}}', "calculator: names are not allowed"),
 ])
-def test_the_runtime_replies_with_an_error_instead_of_running(raw, message):
+def test_the_runtime_replies_with_an_error_instead_of_running(raw, message, script):
     ran = []
     runner = {"calculator": lambda **kw: ran.append(kw) or tl.calculate(**kw), "search": lambda **kw: ran.append(kw)}
-    reply = json.loads(tl.run_call(raw, SCRIPT.tools, runner))
+    reply = json.loads(tl.run_call(raw, script.tools, runner))
     assert set(reply) == {"error"} and message in reply["error"]
     assert ran == [] or "names are not allowed" in message  # schema failures never reach the tool
 
 
-def test_the_runtime_runs_a_valid_call():
+def test_the_runtime_runs_a_valid_call(script):
     reply = tl.run_call('{"name": "calculator", "arguments": {"expression": "2 ** 10"}}',
-                        SCRIPT.tools, {"calculator": tl.calculate})
+                        script.tools, {"calculator": tl.calculate})
     assert json.loads(reply) == {"result": 1024}
 
 
-def test_runtime_turns_follow_every_call_and_errors_go_back_into_the_context():
-    recovery = next(c for c in SCRIPT.conversations if c.name == "recovery")
-    turns = tl.converse(recovery, SCRIPT.tools, {"calculator": tl.calculate})
+def test_runtime_turns_follow_every_call_and_errors_go_back_into_the_context(script):
+    recovery = next(c for c in script.conversations if c.name == "recovery")
+    turns = tl.converse(recovery, script.tools, {"calculator": tl.calculate})
     roles = [r for r, _ in turns]
     assert roles == ["user", "model", "runtime", "model", "runtime", "model"]
     assert "error" in json.loads(turns[2][1])
@@ -150,9 +155,9 @@ def test_runtime_turns_follow_every_call_and_errors_go_back_into_the_context():
     assert turns[5][1].endswith("that is 3072.")  # the scripted answer quotes the runtime's result
 
 
-def test_search_returns_the_best_ranked_chunks_of_the_index():
-    docs = INPUTS.documents
-    grid = INPUTS.grid
+def test_search_returns_the_best_ranked_chunks_of_the_index(rag_inputs):
+    docs = rag_inputs.documents
+    grid = rag_inputs.grid
     from generator.sims import retrieval as rt
 
     index = rt.build_index(docs, rt.tokenize(docs), grid.view_chunk_size, grid.view_overlap, grid.svd_rank)
@@ -166,9 +171,9 @@ def test_search_returns_the_best_ranked_chunks_of_the_index():
 # The context, token by token
 
 
-def test_trace_tokens_are_tiktokens_of_each_turn():
+def test_trace_tokens_are_tiktokens_of_each_turn(results):
     enc = get_encoding("cl100k_base")
-    for tr in RESULTS.traces:
+    for tr in results.traces:
         start = 0
         for i, (role, text) in enumerate(zip(tr.turn_roles, tr.turn_texts)):
             ids = enc.encode_ordinary(tl.turn_text(role, text))
@@ -180,20 +185,20 @@ def test_trace_tokens_are_tiktokens_of_each_turn():
         assert enc.decode(list(tr.token_ids)) == "".join(tl.turn_text(r, t) for r, t in zip(tr.turn_roles, tr.turn_texts))
 
 
-def test_every_conversation_opens_with_the_same_system_turn_holding_the_schemas():
+def test_every_conversation_opens_with_the_same_system_turn_holding_the_schemas(results, script):
     enc = get_encoding("cl100k_base")
-    system = tl.system_prompt(SCRIPT)
-    for tr in RESULTS.traces:
+    system = tl.system_prompt(script)
+    for tr in results.traces:
         assert tr.turn_roles[0] == "system" and tr.turn_texts[0] == system
-        assert tr.turn_tokens[0] == RESULTS.system_tokens
-    for tool, line, n in zip(SCRIPT.tools, tl.schema_lines(SCRIPT.tools), RESULTS.schema_tokens):
+        assert tr.turn_tokens[0] == results.system_tokens
+    for tool, line, n in zip(script.tools, tl.schema_lines(script.tools), results.schema_tokens):
         assert line in system and json.loads(line)["name"] == tool.name
         assert n == len(enc.encode_ordinary(line))
-    assert RESULTS.schema_tokens.sum() < RESULTS.system_tokens
+    assert results.schema_tokens.sum() < results.system_tokens
 
 
-def test_the_scripted_conversations_exercise_the_failure_path():
-    replies = [json.loads(t) for tr in RESULTS.traces for r, t in zip(tr.turn_roles, tr.turn_texts)
+def test_the_scripted_conversations_exercise_the_failure_path(results):
+    replies = [json.loads(t) for tr in results.traces for r, t in zip(tr.turn_roles, tr.turn_texts)
                if r == "runtime"]
     errors = [r["error"] for r in replies if "error" in r]
     assert any("missing required property" in e for e in errors)

@@ -12,50 +12,55 @@ from generator.sims import train as t
 from generator.sims.gpt import leaves
 from generator.sims.pretraining import summarise_corpus
 
+
+@pytest.fixture(scope="module")
+def model():
+    return t.train_model(FAST)
+
+
 DATA = t.DataConfig(n_ctx=32, train_stories=300, heldout_stories=24, seed=5)
 FAST = t.TrainConfig(data=DATA, n_layer=1, n_head=2, n_embd=16, batch_size=8, steps=150,
                      learning_rate=0.02, warmup_steps=10, weight_decay=0.1, grad_clip=1.0,
                      eval_every=50, checkpoints=(0, 75, 150), n_samples=2, seed=3)
-MODEL = t.train_model(FAST)
 
 
-def test_training_twice_gives_bitwise_identical_weights_and_losses():
+def test_training_twice_gives_bitwise_identical_weights_and_losses(model):
     again = t.train_model(FAST)
-    for (name, a), (_, b) in zip(leaves(MODEL.params), leaves(again.params)):
+    for (name, a), (_, b) in zip(leaves(model.params), leaves(again.params)):
         assert np.array_equal(a, b), name
     for field in ("train_loss", "heldout_loss", "grad_norm", "samples"):
-        assert np.array_equal(getattr(MODEL, field), getattr(again, field)), field
+        assert np.array_equal(getattr(model, field), getattr(again, field)), field
     other = t.train_model(t.TrainConfig(**{**FAST.__dict__, "seed": 4}))
-    assert not np.array_equal(other.params["wte"], MODEL.params["wte"])
+    assert not np.array_equal(other.params["wte"], model.params["wte"])
 
 
-def test_held_out_loss_falls_below_the_bigram_baseline():
+def test_held_out_loss_falls_below_the_bigram_baseline(model):
     corpus = summarise_corpus(DATA)
-    assert MODEL.heldout_loss[0] == pytest.approx(math.log2(len(MODEL.vocab)), abs=0.1)  # knows nothing yet
-    assert MODEL.heldout_loss[-1] < corpus.bigram_loss < corpus.unigram_loss
-    assert MODEL.heldout_loss[-1] > corpus.entropy_floor
+    assert model.heldout_loss[0] == pytest.approx(math.log2(len(model.vocab)), abs=0.1)  # knows nothing yet
+    assert model.heldout_loss[-1] < corpus.bigram_loss < corpus.unigram_loss
+    assert model.heldout_loss[-1] > corpus.entropy_floor
 
 
-def test_records_cover_every_step_and_checkpoint():
-    assert MODEL.train_loss.shape == MODEL.learning_rate.shape == MODEL.grad_norm.shape == (150,)
-    assert list(MODEL.eval_steps) == [0, 50, 100, 150]
-    assert MODEL.samples.shape == (3, 2, 32)
-    assert all(a.shape[0] == 3 for _, a in leaves(MODEL.checkpoint_params))
-    for (_, a), (_, b) in zip(leaves(t.weights_at(MODEL, 2)), leaves(MODEL.params)):
+def test_records_cover_every_step_and_checkpoint(model):
+    assert model.train_loss.shape == model.learning_rate.shape == model.grad_norm.shape == (150,)
+    assert list(model.eval_steps) == [0, 50, 100, 150]
+    assert model.samples.shape == (3, 2, 32)
+    assert all(a.shape[0] == 3 for _, a in leaves(model.checkpoint_params))
+    for (_, a), (_, b) in zip(leaves(t.weights_at(model, 2)), leaves(model.params)):
         assert np.array_equal(a, b)
     # the first checkpoint is the initialisation, which training then changed
-    assert not np.array_equal(t.weights_at(MODEL, 0)["wte"], MODEL.params["wte"])
-    assert MODEL.samples[0, 0, 0] == MODEL.vocab.index("\n")
+    assert not np.array_equal(t.weights_at(model, 0)["wte"], model.params["wte"])
+    assert model.samples[0, 0, 0] == model.vocab.index("\n")
 
 
-def test_learning_rate_warms_up_then_follows_a_cosine_to_a_tenth():
+def test_learning_rate_warms_up_then_follows_a_cosine_to_a_tenth(model):
     lr = [t.learning_rate_at(s, FAST) for s in range(FAST.steps)]
     np.testing.assert_allclose(lr[:10], 0.02 * np.arange(1, 11) / 10)
     assert lr[-1] == pytest.approx(0.002)
     middle = 10 + (FAST.steps - 11) // 2
     assert lr[middle] == pytest.approx(0.011, rel=0.02)
     assert all(a >= b for a, b in zip(lr[10:], lr[11:]))
-    np.testing.assert_allclose(MODEL.learning_rate, lr)
+    np.testing.assert_allclose(model.learning_rate, lr)
 
 
 def test_windows_shift_targets_by_one():
