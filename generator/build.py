@@ -123,7 +123,7 @@ def build_site(grids: Grids, cache: Cache, content_dir: Path = CONTENT_DIR,
                chapters: tuple[Chapter, ...] = CHAPTERS) -> SiteBuild:
     """Run every chapter and render every content page; nothing is written to disk."""
     site = SiteBuild()
-    compiled = cache.root / "templates" if cache.enabled else None
+    compiled = cache.directory("templates")
     by_page = {c.page: c for c in chapters}
     by_grid = {c.grid: c for c in chapters}
     done: dict[str, tuple[Any, Any]] = {}  # grid -> (config, results), each chapter run once
