@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, TypeVar
@@ -106,11 +107,16 @@ class Cache:
 
     def json(self, name: str, key_parts: list[str], produce: Callable[[], Any]) -> Any:
         """produce() for JSON-able values (e.g. chart specs), through the blob cache."""
-        data = self.blob(name, key_parts, lambda: json.dumps(produce(), separators=(",", ":")).encode())
+        def encoded() -> bytes:
+            return json.dumps(produce(), separators=(",", ":")).encode()
+
         try:
-            return json.loads(data)
-        except ValueError:  # checksummed, so only a format change gets here
-            return produce()
+            return json.loads(self.blob(name, key_parts, encoded))
+        except ValueError as exc:  # checksummed, so a re-signed or foreign entry
+            path = self.root / "blobs" / f"{name}-{_digest(key_parts)[:24]}.bin"
+            log.warning("cache entry %s unreadable (%s); recomputing", path.name, exc)
+            self._discard(path)
+            return json.loads(self.blob(name, key_parts, encoded))
 
     def directory(self, name: str) -> Path | None:
         """A writable folder in the cache for files kept between builds; None if there is none."""
@@ -163,7 +169,10 @@ class Cache:
     def _discard(self, path: Path) -> None:
         for p in (path, path.with_suffix(".json")):
             try:
-                p.unlink(missing_ok=True)
+                if p.is_dir():
+                    shutil.rmtree(p)
+                else:
+                    p.unlink(missing_ok=True)
             except OSError:  # a read-only cache keeps the entry; it is just never served
                 pass
 
