@@ -191,6 +191,8 @@ def _mismatch(meta: Any, data: bytes, key: str, kind: str | None) -> str:
         return f"has format {meta.get('format')!r}, not {FORMAT_VERSION}"
     if meta.get("sha256") != hashlib.sha256(data).hexdigest():
         return "is corrupted (checksum mismatch)"
+    if "key" not in meta:
+        return "has a sidecar from before keys were recorded"
     if meta.get("key") != key:
         return "belongs to another key (swapped or renamed)"
     if kind is not None and meta.get("type") != kind:

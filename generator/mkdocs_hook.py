@@ -76,6 +76,13 @@ def on_env(env, config, files):
     return env
 
 
+def on_page_content(html, page, config, files):
+    # Values the prose placed reach the page after Markdown (so data is never read as
+    # Markdown) and before search indexes the page.
+    rendered = _state["site"].pages.get(page.file.src_uri)
+    return rendered.fill_values(html) if rendered is not None else html
+
+
 def on_post_page(output, page, config):
     site = _state["site"]
     src = page.file.src_uri
