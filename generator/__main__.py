@@ -13,15 +13,14 @@ import argparse
 import dataclasses
 import json
 import logging
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from generator.build import build_site
 from generator.cache import Cache
 from generator.grids import GridError, load_grids
 from generator.pages.render import SPEC_DIR
+from generator.publish import PublishError, StagedSite, write_files
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     site = build_site(grids, Cache(enabled=not args.no_cache))
     try:
         write_specs(site.files, args.out_dir)
-    except FileExistsError as exc:
+    except (FileExistsError, PublishError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     count = sum(1 for p in site.files if p.startswith(SPEC_DIR + "/"))
@@ -64,29 +63,23 @@ MARKER = ".explorables-specs"
 
 
 def write_specs(files: dict[str, str | bytes], out_dir: Path) -> None:
-    """Write the spec files into out_dir all at once (a temp dir, then a rename).
+    """Write the spec files into out_dir all at once, through the site's staging and swap.
 
     An existing out_dir is replaced only if it is empty or was written by this command before.
     """
-    out_dir = out_dir.resolve()
-    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / MARKER).exists():
-        raise FileExistsError(f"{out_dir} exists and was not written by this command; "
-                              "choose an empty or new folder")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
+    staged = StagedSite(out_dir)
+    staging = staged.begin()
     try:
-        for path, content in files.items():
-            if not path.startswith(SPEC_DIR + "/"):
-                continue
-            target = staging / path.removeprefix(SPEC_DIR + "/")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(content) if isinstance(content, str) else target.write_bytes(content)
-        (staging / MARKER).write_text("Written by `python -m generator specs`; replaced on rerun.\n")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        staging.rename(out_dir)
+        out = staged.site_dir
+        if out.exists() and any(out.iterdir()) and not (out / MARKER).exists():
+            raise FileExistsError(f"{out} exists and was not written by this command; "
+                                  "choose an empty or new folder")
+        specs = {path.removeprefix(SPEC_DIR + "/"): content for path, content in files.items()
+                 if path.startswith(SPEC_DIR + "/")}
+        specs[MARKER] = "Written by `python -m generator specs`; replaced on rerun.\n"
+        staged.commit(write_files(staging, specs))
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        staged.abort()
         raise
 
 

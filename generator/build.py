@@ -88,7 +88,7 @@ def build_site(grids: Grids, cache: Cache, content_dir: Path = CONTENT_DIR,
     Every chapter's config is made first (reading the content files it names), so a bad one
     stops the build before any simulation runs."""
     site = SiteBuild()
-    compiled = cache.root / "templates" if cache.enabled else None
+    compiled = cache.directory("templates")
     configs = {c.name: c.configure(grids, c.name, content_dir) for c in chapters}
     by_page = {c.page: c for c in chapters}
     parts: dict[str, Any] = {}  # result key -> value: a model several chapters read loads once

@@ -2,9 +2,13 @@
 
 A result is a dataclass whose fields are numpy arrays, JSON-able values (numbers, strings,
 tuples, dicts) or further such dataclasses. It is stored as one ``.npz`` (arrays, plus the
-JSON skeleton) and a ``.json`` sidecar holding the npz's sha256. Both are written to a temp
-file and renamed into place, so an interrupted build leaves no partial entry; an entry whose
-bytes do not match its sidecar, or that fails to load, is deleted and recomputed, never served.
+JSON skeleton) and a ``.json`` sidecar that says what the entry is: the npz's sha256, the full
+key and the result's type. Both are written to a temp file and renamed into place, so an
+interrupted build leaves no partial entry. An entry is served only if its bytes match its
+sidecar, the sidecar names the key looked up and the type expected, and it loads as that type;
+anything else (a damaged, swapped or foreign entry) is deleted and recomputed with a warning,
+never raised. A cache folder that cannot be written is read from, and the build goes on
+without saving (one warning).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, TypeVar
@@ -47,6 +52,7 @@ class Cache:
     def __init__(self, root: Path | str | None = None, *, enabled: bool = True):
         self.root = Path(root) if root is not None else default_cache_dir()
         self.enabled = enabled
+        self.writable = True  # False after a write failed: the rest of the run saves nothing
         self.hits: list[str] = []
         self.misses: list[str] = []
 
@@ -62,12 +68,15 @@ class Cache:
         name = f"{fn.__module__}.{fn.__qualname__}"
         key = result_key(fn, config)
         path = self.root / "results" / f"{fn.__module__.rsplit('.', 1)[-1]}-{key[:24]}.npz"
+        expected = _return_type(fn)
         if self.enabled:
-            cached = self._read(path)
+            cached = self._read(path, key, expected)
             if cached is not None:
                 try:
                     value = _unpack(cached)
-                except (KeyError, ValueError, TypeError, ImportError, AttributeError) as exc:
+                    if expected is not None and _type_name(type(value)) != expected:
+                        raise TypeError(f"holds a {_type_name(type(value))}, not a {expected}")
+                except Exception as exc:  # whatever a damaged entry raises, it is recomputed
                     log.warning("cache entry %s unreadable (%s); recomputing", path.name, exc)
                     self._discard(path)
                 else:
@@ -76,36 +85,58 @@ class Cache:
         self.misses.append(name)
         value = (compute or fn)(config)
         if self.enabled:
-            self._write(path, _pack(value))
+            self._write(path, _pack(value), key, _type_name(type(value)))
         return value
 
     # -- opaque bytes (e.g. a JavaScript bundle) -------------------------------------------------
 
     def blob(self, name: str, key_parts: list[str], produce: Callable[[], bytes]) -> bytes:
         """produce(), from the cache when an intact entry for key_parts exists."""
-        path = self.root / "blobs" / f"{name}-{_digest(key_parts)[:24]}.bin"
+        key = _digest(key_parts)
+        path = self.root / "blobs" / f"{name}-{key[:24]}.bin"
         if self.enabled:
-            cached = self._read(path)
+            cached = self._read(path, key, "bytes")
             if cached is not None:
                 self.hits.append(name)
                 return cached
         self.misses.append(name)
         value = produce()
         if self.enabled:
-            self._write(path, value)
+            self._write(path, value, key, "bytes")
         return value
 
     def json(self, name: str, key_parts: list[str], produce: Callable[[], Any]) -> Any:
         """produce() for JSON-able values (e.g. chart specs), through the blob cache."""
-        data = self.blob(name, key_parts, lambda: json.dumps(produce(), separators=(",", ":")).encode())
+        def encoded() -> bytes:
+            return json.dumps(produce(), separators=(",", ":")).encode()
+
         try:
-            return json.loads(data)
-        except ValueError:  # checksummed, so only a format change gets here
-            return produce()
+            return json.loads(self.blob(name, key_parts, encoded))
+        except ValueError as exc:  # checksummed, so a re-signed or foreign entry
+            path = self.root / "blobs" / f"{name}-{_digest(key_parts)[:24]}.bin"
+            log.warning("cache entry %s unreadable (%s); recomputing", path.name, exc)
+            self._discard(path)
+            return json.loads(self.blob(name, key_parts, encoded))
+
+    def directory(self, name: str) -> Path | None:
+        """A writable folder in the cache for files kept between builds; None if there is none."""
+        if not self.enabled or not self.writable:
+            return None
+        folder = self.root / name
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(dir=folder, prefix=".probe-", suffix=".tmp")
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            self._read_only(exc)
+            return None
+        return folder
 
     # -- storage -------------------------------------------------------------------------------
 
-    def _read(self, path: Path) -> bytes | None:
+    def _read(self, path: Path, key: str, kind: str | None) -> bytes | None:
+        """The entry's bytes if its sidecar vouches for them, this key and this kind; else None."""
         sidecar = path.with_suffix(".json")
         try:
             data = path.read_bytes()
@@ -116,21 +147,72 @@ class Cache:
             log.warning("cache entry %s unreadable (%s); recomputing", path.name, exc)
             self._discard(path)
             return None
-        if meta.get("sha256") != hashlib.sha256(data).hexdigest() or meta.get("format") != FORMAT_VERSION:
-            log.warning("cache entry %s is corrupted (checksum mismatch); recomputing", path.name)
+        problem = _mismatch(meta, data, key, kind)
+        if problem:
+            log.warning("cache entry %s %s; recomputing", path.name, problem)
             self._discard(path)
             return None
         return data
 
-    def _write(self, path: Path, data: bytes) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        meta = {"format": FORMAT_VERSION, "sha256": hashlib.sha256(data).hexdigest()}
-        atomic_write(path, data)
-        atomic_write(path.with_suffix(".json"), json.dumps(meta).encode())
+    def _write(self, path: Path, data: bytes, key: str, kind: str) -> None:
+        if not self.writable:
+            return
+        meta = {"format": FORMAT_VERSION, "sha256": hashlib.sha256(data).hexdigest(),
+                "key": key, "type": kind}
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, data)
+            atomic_write(path.with_suffix(".json"), json.dumps(meta).encode())
+        except OSError as exc:
+            self._read_only(exc)
 
     def _discard(self, path: Path) -> None:
         for p in (path, path.with_suffix(".json")):
-            p.unlink(missing_ok=True)
+            try:
+                if p.is_dir():
+                    shutil.rmtree(p)
+                else:
+                    p.unlink(missing_ok=True)
+            except OSError:  # a read-only cache keeps the entry; it is just never served
+                pass
+
+    def _read_only(self, exc: OSError) -> None:
+        if self.writable:
+            log.warning("cache folder %s cannot be written (%s); building without saving results",
+                        self.root, exc)
+        self.writable = False
+
+
+def _mismatch(meta: Any, data: bytes, key: str, kind: str | None) -> str:
+    """Why a sidecar does not vouch for these bytes as this key's entry of this kind ("" if it does)."""
+    if not isinstance(meta, dict):
+        return f"has a sidecar holding a {type(meta).__name__}, not an object"
+    if meta.get("format") != FORMAT_VERSION:
+        return f"has format {meta.get('format')!r}, not {FORMAT_VERSION}"
+    if meta.get("sha256") != hashlib.sha256(data).hexdigest():
+        return "is corrupted (checksum mismatch)"
+    if "key" not in meta:
+        return "has a sidecar from before keys were recorded"
+    if meta.get("key") != key:
+        return "belongs to another key (swapped or renamed)"
+    if kind is not None and meta.get("type") != kind:
+        return f"holds a {meta.get('type')!r}, not a {kind!r}"
+    return ""
+
+
+def _type_name(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _return_type(fn: Callable) -> str | None:
+    """The class fn is annotated to return, as stored in sidecars; None if it names no class."""
+    import typing
+
+    try:
+        hint = typing.get_type_hints(fn).get("return")
+    except Exception:  # an annotation that does not resolve only skips the check
+        return None
+    return _type_name(hint) if isinstance(hint, type) else None
 
 
 def atomic_write(path: Path, data: bytes) -> None:

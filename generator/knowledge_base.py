@@ -3,7 +3,8 @@ questions, and the scripted conversations of the tool-call loop.
 
 Everything the simulation reads is put into its config here, so the results cache (keyed by
 the config) is invalidated when any of these texts changes. Prose is stripped of what a reader
-never sees as words: Jinja expressions and tags, HTML tags, Markdown markup, TeX commands.
+never sees as words: Jinja expressions and tags, HTML tags, Markdown markup, TeX commands;
+an HTML entity (``&lt;``) becomes the character it stands for.
 
 A labelled question names its source file and quotes the passage that answers it. The passage
 is located in the stripped text (ignoring markup and runs of whitespace), so the label follows
@@ -13,6 +14,7 @@ the build with a message naming the question.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from pathlib import Path
@@ -88,6 +90,7 @@ def plain_text(markdown: str) -> str:
     text = _LIST_MARK.sub("\n\n", text)
     text = _EMPHASIS.sub(r"\2", text)
     text = text.replace("`", "").replace("\u201c\u201d", "")
+    text = html.unescape(text)  # last, so an entity's character is text, never markup to strip
     paragraphs = (" ".join(p.split()) for p in re.split(r"\n\s*\n", text))
     return "\n\n".join(p for p in paragraphs if p)
 

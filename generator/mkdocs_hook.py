@@ -36,10 +36,15 @@ def on_config(config):
         _state["grids"] = grids.load_grids(config.extra.get("grids"))
     except grids.GridError as exc:
         raise PluginError(f"mkdocs.yml extra.{exc}") from exc
+    if "staged" in _state:  # `mkdocs serve`: the last build's lock and staging folder
+        _state["staged"].abort()
     _state.update(build=build, chapters=chapters, publish=publish, staged=publish.StagedSite(config.site_dir),
                   site_dir=config.site_dir)
     config.extra["polyfills"] = [assets.IFRAME_WORKER]
-    config.site_dir = str(_state["staged"].begin())
+    try:
+        config.site_dir = str(_state["staged"].begin())
+    except publish.PublishError as exc:
+        raise PluginError(f"explorables: {exc}") from exc
     return config
 
 
@@ -63,10 +68,19 @@ def on_env(env, config, files):
     # against each template's source) saves most of a second on a rebuild.
     from generator.cache import Cache
 
-    compiled = Cache().root / "theme-templates"
-    compiled.mkdir(parents=True, exist_ok=True)
-    env.bytecode_cache = jinja2.FileSystemBytecodeCache(str(compiled))
+    compiled = Cache().directory("theme-templates")
+    if compiled is not None:
+        env.bytecode_cache = jinja2.FileSystemBytecodeCache(str(compiled))
+    # What this build means to write, checked against the staging folder before the swap.
+    _state["manifest"] = [f.dest_uri for f in files if f.inclusion.is_included()]
     return env
+
+
+def on_page_content(html, page, config, files):
+    # Values the prose placed reach the page after Markdown (so data is never read as
+    # Markdown) and before search indexes the page.
+    rendered = _state["site"].pages.get(page.file.src_uri)
+    return rendered.fill_values(html) if rendered is not None else html
 
 
 def on_post_page(output, page, config):
@@ -86,7 +100,10 @@ def on_post_page(output, page, config):
 
 @event_priority(-200)  # after Material's offline plugin (-100) has written search_index.js
 def on_post_build(config):
-    _state["staged"].commit()
+    try:
+        _state["staged"].commit(_state.get("manifest", ()))
+    except _state["publish"].PublishError as exc:
+        raise PluginError(f"explorables: {exc}") from exc
     config.site_dir = _state["site_dir"]
 
 

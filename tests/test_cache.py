@@ -17,6 +17,11 @@ from tests.helpers import TINY_FAMILY
 CONFIG = WithFamily(SamplingGrid(model_prompt="once upon a time , there was"), TINY_FAMILY)
 
 
+def _config(**changes) -> WithFamily:
+    """CONFIG with its sampling grid changed."""
+    return WithFamily(dataclasses.replace(CONFIG.grid, **changes), TINY_FAMILY)
+
+
 def test_second_lookup_is_a_hit_with_identical_results(tmp_path):
     cache = Cache(tmp_path)
     first = cache.result(sampling.simulate, CONFIG)
@@ -36,7 +41,7 @@ def test_second_lookup_is_a_hit_with_identical_results(tmp_path):
 def test_a_different_config_is_a_different_entry(tmp_path):
     cache = Cache(tmp_path)
     cache.result(sampling.simulate, CONFIG)
-    cache.result(sampling.simulate, WithFamily(dataclasses.replace(CONFIG.grid, seed=1), TINY_FAMILY))
+    cache.result(sampling.simulate, _config(seed=1))
     assert cache.hits == [] and len(cache.misses) == 2
 
 
@@ -145,3 +150,199 @@ def test_import_scan_finds_every_project_import_the_syntax_tree_has():
         stat = path.stat()
         found = set(_module_info(name, str(path), stat.st_mtime_ns, stat.st_size)[1])
         assert expected <= found, (name, expected - found)
+
+
+# ---------------------------------------------------------------------------------------------
+# A table of corruptions: every one is recomputed with a warning, never raised, never served
+
+
+def _entries(root):
+    return {p.name.split("-")[0]: p for p in (root / "results").glob("*.npz")}
+
+
+def _resign(npz, **changes):
+    import hashlib
+    import json
+
+    sidecar = npz.with_suffix(".json")
+    meta = json.loads(sidecar.read_text())
+    meta.update(sha256=hashlib.sha256(npz.read_bytes()).hexdigest(), **changes)
+    sidecar.write_text(json.dumps(meta))
+
+
+def _swap(a, b):
+    for suffix in (a.suffix, ".json"):
+        pa, pb = a.with_suffix(suffix), b.with_suffix(suffix)
+        tmp = pa.with_name("swap.tmp")
+        pa.rename(tmp)
+        pb.rename(pa)
+        tmp.rename(pb)
+
+
+def _corrupt(case, sampling_npz, other_npz):
+    import json
+
+    sidecar = sampling_npz.with_suffix(".json")
+    data = sampling_npz.read_bytes()
+    if case == "swapped with another entry (npz and sidecar)":
+        _swap(sampling_npz, other_npz)
+    elif case == "sidecar holds []":
+        sidecar.write_text("[]")
+    elif case == "sidecar holds a string":
+        sidecar.write_text('"ok"')
+    elif case == "sidecar of the old format (checksum only)":
+        meta = json.loads(sidecar.read_text())
+        sidecar.write_text(json.dumps({"format": meta["format"], "sha256": meta["sha256"]}))
+    elif case == "entry of another type, re-signed with this key":
+        key = json.loads(sidecar.read_text())["key"]
+        sampling_npz.write_bytes(other_npz.read_bytes())
+        _resign(sampling_npz, key=key)
+    elif case == "entry of another type, sidecar claiming the right type":
+        meta = json.loads(sidecar.read_text())
+        sampling_npz.write_bytes(other_npz.read_bytes())
+        _resign(sampling_npz, key=meta["key"], type=meta["type"])
+    elif case == "truncated npz, re-signed":
+        sampling_npz.write_bytes(data[: len(data) // 2])
+        _resign(sampling_npz)
+    elif case == "empty npz, re-signed":
+        sampling_npz.write_bytes(b"")
+        _resign(sampling_npz)
+    elif case == "npz of random bytes, re-signed":
+        sampling_npz.write_bytes(bytes(range(256)) * 8)
+        _resign(sampling_npz)
+    elif case == "skeleton names a class outside the package, re-signed":
+        import io
+
+        with np.load(io.BytesIO(data)) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        arrays["__skeleton__"] = np.array(str(arrays["__skeleton__"]).replace(
+            "generator.sims.sampling:", "os:", 1))
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        sampling_npz.write_bytes(buf.getvalue())
+        _resign(sampling_npz)
+    elif case == "skeleton with a field removed, re-signed":
+        import io
+
+        with np.load(io.BytesIO(data)) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        arrays["__skeleton__"] = np.array(str(arrays["__skeleton__"]).replace('"probs"', '"gone"', 1))
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        sampling_npz.write_bytes(buf.getvalue())
+        _resign(sampling_npz)
+    elif case == "sidecar is a folder":
+        sidecar.unlink()
+        sidecar.mkdir()
+    elif case == "sidecar not UTF-8":
+        sidecar.write_bytes(b"\xff\xfe\x00")
+    elif case == "sidecar of another format number":
+        _resign(sampling_npz, format=99)
+    else:
+        raise AssertionError(case)
+
+
+CORRUPTIONS = ["swapped with another entry (npz and sidecar)", "sidecar holds []",
+               "sidecar holds a string", "sidecar of the old format (checksum only)",
+               "entry of another type, re-signed with this key",
+               "entry of another type, sidecar claiming the right type",
+               "truncated npz, re-signed", "empty npz, re-signed", "npz of random bytes, re-signed",
+               "skeleton names a class outside the package, re-signed",
+               "skeleton with a field removed, re-signed", "sidecar is a folder",
+               "sidecar not UTF-8", "sidecar of another format number"]
+
+
+def _grid_of(config):
+    """Stands in for a simulation of another module whose result is of another type."""
+    return SamplingGrid(seed=5)
+
+
+_grid_of.__module__ = "generator.sims.tokenization"
+
+
+@pytest.mark.parametrize("case", CORRUPTIONS)
+def test_a_corrupted_or_foreign_entry_is_recomputed_with_a_warning(tmp_path, case, caplog):
+    from generator.cache import result_key
+
+    cache = Cache(tmp_path)
+    good = cache.result(sampling.simulate, CONFIG)
+    cache.result(sampling.simulate, _config(seed=1))  # the same type under another key
+    cache.result(_grid_of, SamplingGrid())  # another type (a grid dataclass) under another key
+    results = tmp_path / "results"
+    entry = results / f"sampling-{result_key(sampling.simulate, CONFIG)[:24]}.npz"
+    other = (next(results.glob("tokenization-*.npz")) if "another type" in case else
+             results / f"sampling-{result_key(sampling.simulate, _config(seed=1))[:24]}.npz")
+    _corrupt(case, entry, other)
+    with caplog.at_level("WARNING", logger="explorables.cache"):
+        again = Cache(tmp_path)
+        value = again.result(sampling.simulate, CONFIG)
+    assert again.misses == ["generator.sims.sampling.simulate"], "never served"
+    assert type(value) is type(good) and np.array_equal(value.probs, good.probs)
+    assert "recomputing" in caplog.text
+    third = Cache(tmp_path)
+    assert np.array_equal(third.result(sampling.simulate, CONFIG).probs, good.probs)
+    assert third.hits == ["generator.sims.sampling.simulate"], "and the entry was rewritten whole"
+
+
+@pytest.mark.parametrize("case", ["sidecar holds []", "swapped with another entry (npz and sidecar)",
+                                  "truncated npz, re-signed"])
+def test_a_corrupted_blob_is_recomputed(tmp_path, case):
+    cache = Cache(tmp_path)
+    cache.json("specs", ["a"], lambda: {"chart": "a"})
+    cache.json("specs", ["b"], lambda: {"chart": "b"})
+    blobs = sorted((tmp_path / "blobs").glob("*.bin"))
+    from generator.cache import _digest
+
+    entry = tmp_path / "blobs" / f"specs-{_digest(['a'])[:24]}.bin"
+    _corrupt(case, entry, next(b for b in blobs if b != entry))
+    again = Cache(tmp_path)
+    assert again.json("specs", ["a"], lambda: {"chart": "a"}) == {"chart": "a"}
+    assert again.misses == ["specs"]
+
+
+def _read_only(monkeypatch, root):
+    """Every write under root fails as on a read-only file system (root ignores chmod)."""
+    import errno
+    import os
+    import tempfile
+
+    def guard(real):
+        def call(*args, **kwargs):
+            paths = [a for a in args if isinstance(a, (str, os.PathLike))] + \
+                [v for v in kwargs.values() if isinstance(v, (str, os.PathLike))]
+            if any(str(p).startswith(str(root)) for p in paths):
+                raise OSError(errno.EROFS, "Read-only file system", str(paths[0]))
+            return real(*args, **kwargs)
+        return call
+
+    monkeypatch.setattr(tempfile, "mkstemp", guard(tempfile.mkstemp))
+    monkeypatch.setattr(os, "replace", guard(os.replace))
+    monkeypatch.setattr(os, "unlink", guard(os.unlink))
+    monkeypatch.setattr(os, "mkdir", guard(os.mkdir))
+
+
+def test_a_read_only_cache_serves_its_hits_and_computes_the_rest_without_saving(tmp_path, monkeypatch,
+                                                                                 caplog):
+    Cache(tmp_path).result(sampling.simulate, CONFIG)
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    _read_only(monkeypatch, tmp_path)
+    with caplog.at_level("WARNING", logger="explorables.cache"):
+        cache = Cache(tmp_path)
+        cache.result(sampling.simulate, CONFIG)
+        cache.result(sampling.simulate, _config(seed=1))  # a miss: computed, not saved
+        cache.result(sampling.simulate, _config(seed=2))
+        assert cache.blob("thing", ["v1"], lambda: b"x") == b"x"
+        assert cache.directory("templates") is None  # compiled templates are not kept either
+    assert cache.hits == ["generator.sims.sampling.simulate"] and len(cache.misses) == 3
+    assert caplog.text.count("cannot be written") == 1, "one warning, not one per entry"
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_a_corrupted_entry_in_a_read_only_cache_is_recomputed_not_raised(tmp_path, monkeypatch):
+    Cache(tmp_path).result(sampling.simulate, CONFIG)
+    (entry,) = (tmp_path / "results").glob("*.npz")
+    entry.with_suffix(".json").write_text("[]")
+    _read_only(monkeypatch, tmp_path)
+    cache = Cache(tmp_path)
+    cache.result(sampling.simulate, CONFIG)
+    assert cache.misses == ["generator.sims.sampling.simulate"]

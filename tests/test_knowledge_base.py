@@ -30,6 +30,9 @@ CONTENT = ROOT / "content"
     ("Words\nacross   lines\n\n\n\nnext", "Words across lines\n\nnext"),
     ("The prompt \u201c{{ facts.prompt }}\u201d here", "The prompt here"),
     ("top_k and 2 * 3 * 4", "top_k and 2 * 3 * 4"),
+    # Entities reach the chunks as the characters they stand for, and are not then read as markup
+    ("A tag like &lt;script&gt; &amp; an &quot;entity&quot; &#169;", 'A tag like <script> & an "entity" \u00a9'),
+    ("&lt;b&gt;shown&lt;/b&gt; and &#42;not emphasis&#42;", "<b>shown</b> and *not emphasis*"),
 ])
 def test_plain_text_keeps_the_words_a_reader_sees(markdown, expected):
     assert kb.plain_text(markdown) == expected

@@ -168,3 +168,81 @@ def test_emitted_sampling_specs_carry_the_simulated_probabilities(site):
     for r in rows:
         expected = res.probs[list(res.temperatures).index(r["temperature"]), tokens.index(r["token"])]
         assert np.isclose(r["probability"], expected, rtol=5e-6, atol=1e-300)
+
+
+# A build in a child process, killed (os._exit: no clean-up, no error events) just before one
+# event, or between the two renames of the swap.
+_KILLED_BUILD = """
+import os, sys
+from mkdocs.plugins import PluginCollection
+from mkdocs.__main__ import cli
+
+phase = sys.argv[1]
+real_run_event, real_rename = PluginCollection.run_event, os.rename
+
+def run_event(self, name, *args, **kwargs):
+    if name == phase:
+        os._exit(9)
+    return real_run_event(self, name, *args, **kwargs)
+
+def rename(src, dst):
+    if phase == "between the renames" and ".staging-" in os.fspath(src):
+        os._exit(9)
+    real_rename(src, dst)
+
+PluginCollection.run_event, os.rename = run_event, rename
+sys.argv = ["mkdocs", "build", "--strict"]
+cli()
+"""
+
+
+def site_tree(site: Path) -> dict[str, bytes]:
+    return {p.relative_to(site).as_posix(): p.read_bytes() for p in site.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("phase", ["files", "env", "page_content", "post_page", "post_build",
+                                   "between the renames"])
+def test_a_build_killed_at_any_phase_leaves_the_previous_site(checkout, phase):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import CACHE_DIR
+
+    assert mkdocs_build(checkout).returncode == 0
+    before = site_tree(checkout / "site")
+    prose = checkout / "content" / "sampling.md"
+    prose.write_text(prose.read_text().replace("Drawing the token", "Drawing one token"))
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "EXPLORABLES_CACHE_DIR": str(CACHE_DIR)}
+    killed = subprocess.run([sys.executable, "-c", _KILLED_BUILD, phase], cwd=checkout, env=env,
+                            capture_output=True, text=True, timeout=900)
+    assert killed.returncode == 9, killed.stderr[-2000:]
+    # The next build puts the previous site back before anything else, even if it then fails.
+    prose.write_text(prose.read_text() + "\n{{ chart('no_such_chart') }}\n")
+    failed = mkdocs_build(checkout)
+    assert failed.returncode != 0 and "no_such_chart" in failed.stderr
+    assert site_tree(checkout / "site") == before
+    prose.write_text(prose.read_text().replace("\n{{ chart('no_such_chart') }}\n", ""))
+    assert mkdocs_build(checkout).returncode == 0
+    assert "Drawing one token" in (checkout / "site" / "sampling.html").read_text()
+    assert not list(checkout.glob(".site.staging-*")) and not (checkout / ".site.previous").exists()
+
+
+def test_two_builds_at_once_take_turns_and_each_publishes_a_whole_site(checkout):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import CACHE_DIR
+
+    assert mkdocs_build(checkout).returncode == 0
+    alone = sorted(site_tree(checkout / "site"))
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "EXPLORABLES_CACHE_DIR": str(CACHE_DIR)}
+    builds = [subprocess.Popen([sys.executable, "-m", "mkdocs", "build", "--strict"], cwd=checkout,
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+              for _ in range(2)]
+    outcomes = [(b.wait(timeout=900), b.stderr.read()) for b in builds]
+    assert [rc for rc, _ in outcomes] == [0, 0], [err[-2000:] for _, err in outcomes]
+    assert any("another build of" in err and "waiting" in err for _, err in outcomes)
+    assert sorted(site_tree(checkout / "site")) == alone
+    assert not list(checkout.glob(".site.staging-*"))

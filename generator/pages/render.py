@@ -4,12 +4,19 @@ A content file is Markdown with Jinja expressions. Before Jinja sees it, TeX bet
 display formula) or ``$`` (inline) is turned into MathML, so formulas need no JavaScript and
 no network. ``{{ chart("name") }}`` places a chart: its Vega-Lite spec embedded in the page (so
 it renders from file://), a link to the same spec as a downloadable ``.json`` file, and a data
-table with the chart's numbers for readers who cannot see it. Everything that comes from data
-(token text, prompts) is HTML-escaped: Jinja autoescaping is on.
+table with the chart's numbers for readers who cannot see it.
+
+Everything that comes from data (token text, prompts, any ``{{ ... }}`` value) reaches the page
+only after Markdown has run: the Markdown holds a placeholder, and the value, HTML-escaped,
+replaces it in the rendered HTML (``RenderedPage.html``). So a prompt such as
+``[x](javascript:...)`` or ``![t](https://...)`` is shown as text, never read as a link or an
+image. A value that is already HTML (Markup, such as the token views) is placed as it is, a
+block (starting with a blank line) as a raw-HTML block of its own.
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import re
@@ -18,7 +25,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Mapping, Sequence
 
 import jinja2
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from generator.charts.common import visible_token
 
@@ -38,10 +45,17 @@ class RenderedPage:
     # slot marker -> the chart's HTML. Charts reach the page after Markdown and search indexing
     # (see fill_slots): their data tables would cost seconds to parse and flood search results.
     slots: dict[str, str] = field(default_factory=dict)
+    # placeholder -> the HTML of a value the prose placed (see fill_values): values reach the
+    # page after Markdown, so no text from data is read as Markdown.
+    values: dict[str, str] = field(default_factory=dict)
+
+    def fill_values(self, rendered: str) -> str:
+        """Rendered HTML with every placed value in place of its placeholder."""
+        return fill_values(rendered, self.values)
 
     def html(self, rendered: str) -> str:
-        """The page's rendered HTML with every chart put in its slot."""
-        return fill_slots(rendered, self.slots)
+        """The page's rendered HTML with every value and every chart in place."""
+        return fill_slots(self.fill_values(rendered), self.slots)
 
 
 def render_page(content_dir: Path, source: str, figures: Mapping[str, Any] | None = None,
@@ -55,6 +69,21 @@ def render_page(content_dir: Path, source: str, figures: Mapping[str, Any] | Non
     figures = figures or {}
     page = RenderedPage(path=source, markdown="")
     placed: list[str] = []
+    # Placeholders are letters and digits only, which Markdown leaves alone anywhere (text,
+    # code, emphasis, tables); named after the prose, so a build is reproducible.
+    nonce = hashlib.sha256((content_dir / source).read_bytes()).hexdigest()[:12]
+    markers: set[str] = set()
+
+    def defer(value: Any) -> Markup:
+        if isinstance(value, Markup) and str(value) in markers:  # a chart's slot
+            return value
+        if isinstance(value, Markup) and value.startswith("\n\n<"):  # a block of HTML
+            marker = f'<div class="explorable-value" data-value="{nonce}-{len(page.values)}"></div>'
+            page.values[marker] = str(value).strip()
+            return Markup(f"\n\n{marker}\n\n")
+        placeholder = f"value{nonce}x{len(page.values)}x"
+        page.values[placeholder] = str(escape(value))
+        return Markup(placeholder)
 
     def chart(name: str, caption: str = "") -> Markup:
         if name not in figures:
@@ -73,6 +102,7 @@ def render_page(content_dir: Path, source: str, figures: Mapping[str, Any] | Non
         page.chart_bytes[name] = len(markup.encode())
         marker = f'<div class="explorable-slot" data-slot="{html.escape(slug)}-{html.escape(name)}"></div>'
         page.slots[marker] = str(markup)
+        markers.add(f"\n\n{marker}\n\n")
         return Markup(f"\n\n{marker}\n\n")
 
     def widget(name: str) -> Markup:
@@ -82,12 +112,21 @@ def render_page(content_dir: Path, source: str, figures: Mapping[str, Any] | Non
 
     env = _environment(content_dir, compiled_dir)
     template = env.get_template(source)
-    body = template.render(chart=chart, widget=widget, facts=facts if facts is not None else {})
+    body = template.render(chart=chart, widget=widget, facts=facts if facts is not None else {},
+                           **{_DEFER: defer})
     unused = sorted(set(figures) - set(placed))
     if unused:
         raise ValueError(f"content/{source}: charts never placed: {', '.join(unused)}")
     page.markdown = GENERATED_BANNER.format(source=source) + body
     return page
+
+
+def fill_values(rendered: str, values: Mapping[str, str]) -> str:
+    """Replace each placeholder in rendered HTML with its value's HTML, in one pass."""
+    if not values:
+        return rendered
+    pattern = re.compile("|".join(re.escape(k) for k in sorted(values, key=len, reverse=True)))
+    return pattern.sub(lambda m: values[m.group(0)], rendered)
 
 
 def fill_slots(rendered: str, slots: Mapping[str, str]) -> str:
@@ -123,14 +162,29 @@ def embed(name: str, spec: dict, spec_json: str, href: str, caption: str = "") -
 # Helpers
 
 
+_DEFER = "_explorables_defer"  # the context variable holding the page's placeholder maker
+
+
+@jinja2.pass_context  # needs the render's context, so Jinja never folds a value at compile time
+def _finalize(context: jinja2.runtime.Context, value: Any) -> Any:
+    """Every ``{{ ... }}`` value becomes a placeholder, filled in after Markdown."""
+    if isinstance(value, jinja2.Undefined):
+        str(value)  # StrictUndefined: a missing fact fails loudly
+    return context[_DEFER](value)
+
+
 def _environment(content_dir: Path, compiled_dir: Path | None = None) -> jinja2.Environment:
     bytecode_cache = None
     if compiled_dir is not None:
         compiled_dir.mkdir(parents=True, exist_ok=True)
-        bytecode_cache = jinja2.FileSystemBytecodeCache(str(compiled_dir))
+        # Named apart from templates compiled before values were deferred (those lack the
+        # finalize call and would place values straight into the Markdown).
+        bytecode_cache = jinja2.FileSystemBytecodeCache(str(compiled_dir),
+                                                        "__jinja2_deferred_%s.cache")
     env = jinja2.Environment(
         loader=_MathLoader(content_dir),
         bytecode_cache=bytecode_cache,
+        finalize=_finalize,
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
