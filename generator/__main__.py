@@ -3,6 +3,7 @@
     python -m generator list                 # every grid and its values
     python -m generator specs OUT_DIR        # every chart's Vega-Lite spec as OUT_DIR/<page>/<chart>.vl.json
     python -m generator specs OUT_DIR --grids my-grids.json
+    python -m generator measure              # time what the grids ask for: content/measurements.json
 
 Grid overrides use the same shape as `extra.grids` in mkdocs.yml, as JSON.
 """
@@ -16,7 +17,9 @@ import logging
 import sys
 from pathlib import Path
 
-from generator.build import build_site
+from generator import measure
+from generator.build import CONTENT_DIR, build_site
+from generator.chapters import CHAPTERS
 from generator.cache import Cache
 from generator.grids import GridError, load_grids
 from generator.pages.render import SPEC_DIR
@@ -31,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("list", help="print every grid and its values")
     specs = sub.add_parser("specs", help="write every chart's Vega-Lite spec to a folder")
     specs.add_argument("out_dir", type=Path)
+    sub.add_parser("measure", help="take every timing the grids ask for, one thread each, and "
+                                   "write content/measurements.json (the build reads it)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -46,6 +51,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{name}]")
             for key, value in grid.items():
                 print(f"  {key} = {json.dumps(value)}")
+        return 0
+
+    if args.command == "measure":
+        path = measure.measure_all(lambda: [c.configure(grids, c.name, CONTENT_DIR) for c in CHAPTERS],
+                                   CONTENT_DIR)
+        print(f"wrote {path}")
         return 0
 
     site = build_site(grids, Cache(enabled=not args.no_cache))

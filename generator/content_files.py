@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from generator import measure
+from generator.sims.attention_cost import Timings
 from generator.sims.tokenization import TokenizationInputs
 from generator.validation import GridError, check_scalar, text
 
@@ -62,4 +64,11 @@ def tokenization_inputs(grids, name: str, content_dir: Path) -> TokenizationInpu
     if not bpe_text.isascii():
         raise GridError(f"{where}.bpe_text: content/{grid.bpe_text} must be ASCII (one chart cell "
                         "per byte)")
-    return TokenizationInputs(grid=grid, languages=tuple(languages), bpe_text=bpe_text)
+    timed = [n for n in grid.seq_lengths if n <= grid.max_timed_length]
+    return TokenizationInputs(grid=grid, languages=tuple(languages), bpe_text=bpe_text,
+                              timings=attention_timings(content_dir, timed, grid.d_head, grid.seed))
+
+
+def attention_timings(content_dir: Path, lengths: list[int], d_head: int, seed: int) -> Timings:
+    """One head's attention timed at each length (recorded in content/measurements.json)."""
+    return measure.timings(content_dir, "attention", lengths=lengths, d_head=d_head, seed=seed)

@@ -90,14 +90,6 @@ def attention_seconds(lengths, d_head, seed, rounds=5):  # [n_t], int, int, int 
     return best
 
 
-def attention_seconds_one_thread(lengths, d_head, seed):  # [n_t], int, int -> [n_t]
-    """attention_seconds() in a fresh Python process whose BLAS uses a single thread."""
-    code = ("import json, sys; from generator.sims.attention_cost import attention_seconds; "
-            "print(json.dumps(attention_seconds(*json.loads(sys.argv[1]))))")
-    args = [[int(n) for n in lengths], int(d_head), int(seed)]
-    return run_single_threaded(code, args, "timing attention")
-
-
 def run_single_threaded(code, payload, what):  # str, JSON-able, str -> JSON-able
     """Run `code` (JSON in sys.argv[1], JSON out on stdout) in a fresh single-threaded Python.
 
@@ -124,6 +116,15 @@ def machine_description():  # -> str
 
 
 @dataclass(frozen=True)
+class Timings:
+    """Seconds measured at each length (by generator.measure, outside the simulation)."""
+
+    lengths: tuple[int, ...]
+    seconds: tuple[float, ...]
+    measured_on: str  # the machine, its numpy and BLAS, the date
+
+
+@dataclass(frozen=True)
 class AttentionCost:
     d_head: int
     n_head: int
@@ -138,15 +139,14 @@ class AttentionCost:
     measured_on: str
 
 
-def attention_cost(seq_lengths, max_timed_length, d_head, n_head, n_layer, seed):  # -> AttentionCost
-    """Count every length's cost; time the lengths up to max_timed_length."""
+def attention_cost(seq_lengths, d_head, n_head, n_layer, timings: Timings):  # -> AttentionCost
+    """Count every length's cost, beside the measured timings."""
     lengths = np.asarray(seq_lengths, dtype=np.int64)  # [n_n]
-    timed = lengths[lengths <= max_timed_length]  # [n_t]
     return AttentionCost(
         d_head=d_head, n_head=n_head, n_layer=n_layer, seq_lengths=lengths,
         entries=score_entries(lengths), causal_entries=causal_entries(lengths),
         score_flops=score_flops(lengths, d_head), attention_flops=attention_flops(lengths, d_head),
-        timed_lengths=timed,
-        seconds=np.array(attention_seconds_one_thread(timed, d_head, seed), dtype=np.float64),
-        measured_on=machine_description(),
+        timed_lengths=np.array(timings.lengths, dtype=np.int64),
+        seconds=np.array(timings.seconds, dtype=np.float64),
+        measured_on=timings.measured_on,
     )

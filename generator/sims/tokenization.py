@@ -5,7 +5,8 @@ Exact: every token id comes from tiktoken with the genuine encoding data (see en
 special-token names in the examples are encoded as plain text unless a section is about
 special tokens, the chat template is ChatML (role markers as tiktoken's README adds them to
 cl100k_base), the small BPE is trained by bpe.py, and attention costs are counted in
-attention_cost.py. Measured, not computed: the attention timings (see attention_cost.py). Not
+attention_cost.py. Measured, not computed: the attention timings, taken by generator.measure and
+read from content/measurements.json (they reach the simulation in its inputs). Not
 simulated: any model that would read the tokens, and the exact chat template a hosted API wraps
 around messages (not published), which is why API token counts can differ by a few per message.
 """
@@ -20,7 +21,7 @@ import numpy as np
 
 import generator.sims.bpe as bpe
 import generator.sims.encodings as encodings
-from generator.sims.attention_cost import AttentionCost, attention_cost
+from generator.sims.attention_cost import AttentionCost, Timings, attention_cost
 from generator.sims.family import Memo, uncached
 
 ENDOFTEXT = "<|endoftext|>"
@@ -66,6 +67,7 @@ class TokenizationInputs:
     grid: Any  # generator.grids.TokenizationGrid
     languages: tuple[tuple[str, str], ...]  # (language, text)
     bpe_text: str
+    timings: Timings  # attention at the lengths up to grid.max_timed_length
 
 
 @dataclass(frozen=True)
@@ -183,8 +185,8 @@ def simulate(inputs: TokenizationInputs, memo: Memo = uncached) -> TokenizationR
         chat=chat_tokens(grid.chat),
         bpe=bpe_steps(bpe_text, grid.bpe_split_pattern, grid.bpe_merges,
                       grid.reference_language, reference),
-        attention=attention_cost(grid.seq_lengths, grid.max_timed_length, grid.d_head,
-                                 grid.n_head, grid.n_layer, grid.seed),
+        attention=attention_cost(grid.seq_lengths, grid.d_head, grid.n_head, grid.n_layer,
+                                 inputs.timings),
         tiktoken_version=encodings.TIKTOKEN_VERSION,
     )
     return dataclasses.replace(res, facts=facts(res))
