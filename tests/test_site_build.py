@@ -84,9 +84,11 @@ def test_a_build_failing_midway_keeps_the_previous_site(checkout):
 
 
 def test_an_over_budget_page_fails_naming_its_heaviest_chart(checkout):
-    build_py = checkout / "generator" / "build.py"
-    text = build_py.read_text()
-    build_py.write_text(re.sub(r'(Chapter\("sampling\.md".*?budget_bytes=)300_000', r"\g<1>50_000", text, flags=re.S))
+    chapters_py = checkout / "generator" / "chapters.py"
+    text = chapters_py.read_text()
+    line = 'Chapter("sampling", sampling.simulate, sampling_charts.figures, with_family)'
+    assert line in text
+    chapters_py.write_text(text.replace(line, line[:-1] + ", budget_bytes=50_000)"))
     result = mkdocs_build(checkout)
     assert result.returncode != 0
     assert re.search(r"page sampling\.md is \d+ KB, over its 50 KB budget; heaviest: chart 'temperature'", result.stderr)
@@ -96,14 +98,15 @@ def test_an_over_budget_page_fails_naming_its_heaviest_chart(checkout):
 def test_a_prose_only_edit_recomputes_nothing_but_what_reads_prose(site, checkout, tmp_path):
     import shutil
 
-    from generator.build import CHAPTERS
+    from generator.chapters import CHAPTERS, with_knowledge_base
     from tests.conftest import CACHE_DIR
 
-    # Chapters whose config is prepared from content/ (retrieval over the site's own prose)
-    # legitimately recompute when prose changes; nothing else may.
-    prose_readers = [c for c in CHAPTERS if c.prepare is not None]
+    # Chapters whose config reads the site's own prose (retrieval over it) legitimately
+    # recompute when prose changes; nothing else may.
+    prose_readers = [c for c in CHAPTERS if c.configure is with_knowledge_base]
+    assert prose_readers
     allowed = tuple(f"{c.simulate.__module__.rsplit('.', 1)[-1]}-" for c in prose_readers) + \
-        tuple(f"specs-{c.grid}-" for c in prose_readers)
+        tuple(f"specs-{c.name}-" for c in prose_readers)
     # Start from the cache the session's build filled (so nothing is trained twice), in a copy.
     shutil.copytree(CACHE_DIR, tmp_path / "cache")
     env = {"EXPLORABLES_CACHE_DIR": str(tmp_path / "cache")}
@@ -156,11 +159,15 @@ def test_every_embedded_spec_equals_its_downloadable_file(site):
 def test_emitted_sampling_specs_carry_the_simulated_probabilities(site):
     import numpy as np
 
+    from generator.cache import Cache
     from generator.charts.common import visible_token
     from generator.grids import load_grids
+    from generator.sims.family import WithFamily
     from generator.sims.sampling import simulate
+    from tests.conftest import CACHE_DIR
 
-    res = simulate(load_grids().sampling)
+    grids, cache = load_grids(), Cache(CACHE_DIR)  # the session's build filled it: no training here
+    res = simulate(WithFamily(grids.sampling, grids.pretraining), lambda fn, c: cache.result(fn, c))
     spec = json.loads((site / "specs" / "sampling" / "temperature.vl.json").read_text())
     tokens = [visible_token(t) for t in res.tokens]
     rows = spec["vconcat"][0]["data"]["values"]
