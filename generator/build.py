@@ -86,10 +86,15 @@ def build_site(grids: Grids, cache: Cache, content_dir: Path = CONTENT_DIR,
     """Run every chapter and render every content page; nothing is written to disk.
 
     Every chapter's config is made first (reading the content files it names), so a bad one
-    stops the build before any simulation runs."""
+    stops the build before any simulation runs; only a chapter that reads the rendered pages
+    (the knowledge base of retrieval) is configured once the other pages are rendered."""
     site = SiteBuild()
     compiled = cache.directory("templates")
-    configs = {c.name: c.configure(grids, c.name, content_dir) for c in chapters}
+    # Chapters that read the rendered site (retrieval over its prose) come last: their config
+    # needs the other pages' text, numbers filled in.
+    first = [c for c in chapters if not c.reads_pages]
+    last = [c for c in chapters if c.reads_pages]
+    configs = {c.name: c.configure(grids, c.name, content_dir) for c in first}
     by_page = {c.page: c for c in chapters}
     parts: dict[str, Any] = {}  # result key -> value: a model several chapters read loads once
     shared_seconds = [0.0]
@@ -113,25 +118,36 @@ def build_site(grids: Grids, cache: Cache, content_dir: Path = CONTENT_DIR,
         site.timings[f"{chapter.page}: simulate"] = own
         return results
 
-    results = {c.name: simulate(c) for c in chapters}
-    site.timings[f"{SHARED}: simulate"] = shared_seconds[0]
-    for source in sorted(p.relative_to(content_dir).as_posix() for p in content_dir.rglob("*.md")):
+    def render(source: str, results: Any = None) -> None:
         chapter = by_page.get(source)
         start = time.perf_counter()
         if chapter is None:
             page = render_page(content_dir, source, compiled_dir=compiled)
         else:
-            res = results[chapter.name]
-            check_facts_finite(chapter, res.facts)
+            check_facts_finite(chapter, results.facts)
             specs = cache.json(f"specs-{chapter.name}", chart_key(chapter, configs[chapter.name]),
-                               lambda: finite_specs(chapter, chapter.figures(res)))
-            widgets = chapter.widgets(res) if chapter.widgets else None
-            page = render_page(content_dir, source, specs, res.facts, widgets, compiled_dir=compiled)
+                               lambda: finite_specs(chapter, chapter.figures(results)))
+            widgets = chapter.widgets(results) if chapter.widgets else None
+            page = render_page(content_dir, source, specs, results.facts, widgets, compiled_dir=compiled)
             site.budgets[source] = chapter.budget_bytes
         site.timings[source] = time.perf_counter() - start
         site.pages[source] = page
         site.files[source] = page.markdown
         site.files.update(page.specs)
+
+    results = {c.name: simulate(c) for c in first}
+    sources = sorted(p.relative_to(content_dir).as_posix() for p in content_dir.rglob("*.md"))
+    for source in sources:
+        chapter = by_page.get(source)
+        if chapter is None or not chapter.reads_pages:
+            render(source, results.get(chapter.name) if chapter else None)
+    pages = {source: page.reader_text() for source, page in site.pages.items()}
+    for chapter in last:
+        configs[chapter.name] = chapter.configure(grids, chapter.name, content_dir, pages=pages)
+        results[chapter.name] = simulate(chapter)
+        if chapter.page in sources:
+            render(chapter.page, results[chapter.name])
+    site.timings[f"{SHARED}: simulate"] = shared_seconds[0]
     missing = sorted(set(by_page) - set(site.pages))
     if missing:
         raise FileNotFoundError(f"chapter prose missing: content/{missing[0]}")

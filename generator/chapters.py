@@ -44,9 +44,11 @@ def with_family(grids: Grids, name: str, content_dir: Path) -> WithFamily:
     return WithFamily(getattr(grids, name), grids.pretraining)
 
 
-def with_knowledge_base(grids: Grids, name: str, content_dir: Path) -> rag.RagInputs:
-    """The chapter's grid and the texts it retrieves from, read from content/."""
-    return knowledge_base.load(getattr(grids, name), content_dir)
+def with_knowledge_base(grids: Grids, name: str, content_dir: Path,
+                        pages: dict[str, str] | None = None) -> rag.RagInputs:
+    """The chapter's grid and the texts it retrieves from: the site's pages as rendered (their
+    numbers filled in), the questions and the conversations from content/."""
+    return knowledge_base.load(getattr(grids, name), content_dir, pages)
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,8 @@ class Chapter:
     budget_bytes: int = DEFAULT_PAGE_BUDGET
     # HTML the prose places with {{ widget("name") }}: results -> {name: Markup}
     widgets: Callable[[Any], dict] | None = None
+    # True: configure also takes pages={content file: its rendered Markdown} of every other page
+    reads_pages: bool = False
 
     @property
     def page(self) -> str:
@@ -73,5 +77,6 @@ CHAPTERS: tuple[Chapter, ...] = (
     Chapter("pretraining", pretraining.simulate, pretraining_charts.figures),
     Chapter("alignment", alignment.simulate, alignment_charts.figures, with_family),
     Chapter("kvcache", kvcache.simulate, kvcache_charts.figures, with_family),
-    Chapter("rag", rag.simulate, rag_charts.figures, with_knowledge_base, budget_bytes=500_000),
+    Chapter("rag", rag.simulate, rag_charts.figures, with_knowledge_base, budget_bytes=500_000,
+            reads_pages=True),
 )

@@ -18,6 +18,7 @@ import html
 import json
 import re
 from pathlib import Path
+from typing import Mapping
 
 from generator.grids import RagGrid
 from generator.sims.rag import RagInputs
@@ -29,9 +30,12 @@ class KnowledgeBaseError(ValueError):
     """A question, passage or conversation that cannot be used; the message says which."""
 
 
-def load(grid: RagGrid, content_dir: Path) -> RagInputs:
-    """Read the knowledge base, the questions and the conversations named by the grid."""
-    documents = read_documents(content_dir, grid.documents, grid.exclude)
+def load(grid: RagGrid, content_dir: Path, pages: Mapping[str, str] | None = None) -> RagInputs:
+    """Read the knowledge base, the questions and the conversations named by the grid.
+
+    `pages` maps content files to their rendered Markdown (numbers filled in, only the branch
+    each condition took); without it, the content files' own text is read."""
+    documents = read_documents(content_dir, grid.documents, grid.exclude, pages)
     questions = read_questions(content_dir / grid.questions, documents)
     script = read_script(content_dir / grid.conversations)
     return RagInputs(grid=grid, documents=documents, questions=questions, script=script)
@@ -41,15 +45,18 @@ def load(grid: RagGrid, content_dir: Path) -> RagInputs:
 # Documents
 
 
-def read_documents(content_dir: Path, patterns: tuple[str, ...], exclude: tuple[str, ...]
-                   ) -> tuple[Document, ...]:
-    """Every content file matching a pattern and no exclusion, as plain text, sorted by name."""
+def read_documents(content_dir: Path, patterns: tuple[str, ...], exclude: tuple[str, ...],
+                   pages: Mapping[str, str] | None = None) -> tuple[Document, ...]:
+    """Every content file matching a pattern and no exclusion, as plain text, sorted by name
+    (the rendered page where `pages` has it)."""
     names = sorted({p.relative_to(content_dir).as_posix()
                     for pattern in patterns for p in content_dir.glob(pattern) if p.is_file()})
     names = [n for n in names if not any(Path(n).match(x) for x in exclude)]
     if not names:
         raise KnowledgeBaseError(f"no content file matches {list(patterns)} (minus {list(exclude)})")
-    return tuple(Document(name=n, text=plain_text((content_dir / n).read_text(encoding="utf-8")))
+    pages = pages or {}
+    return tuple(Document(name=n, text=plain_text(pages[n] if n in pages else
+                                                  (content_dir / n).read_text(encoding="utf-8")))
                  for n in names)
 
 
@@ -57,6 +64,9 @@ _JINJA = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.S)
 _FENCE = re.compile(r"^[ \t]*(```|~~~).*$", re.M)
 _DISPLAY_MATH = re.compile(r"\$\$(.+?)\$\$", re.S)
 _INLINE_MATH = re.compile(r"(?<![\\$])\$(?=\S)([^$\n]+?)(?<=\S)\$(?!\$)")
+# A formula rendered as MathML (inline ones wrapped in a span): its TeX is in alttext.
+_MATHML = re.compile(r'(?:<span class="math-inline">)?<math\b[^>]*\balttext="([^"]*)"[^>]*>.*?</math>'
+                     r'(?:</span>)?', re.S)
 _HTML_TAG = re.compile(r"</?[A-Za-z][^<>]*>|<!--.*?-->", re.S)
 _IMAGE_OR_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
 _ATTR_LIST = re.compile(r"\{:?\s*[.#][^}]*\}")
@@ -80,6 +90,7 @@ def plain_text(markdown: str) -> str:
     text = _FENCE.sub("", text)
     text = _DISPLAY_MATH.sub(lambda m: "\n\n" + tex_words(m.group(1)) + "\n\n", text)
     text = _INLINE_MATH.sub(lambda m: tex_words(m.group(1)), text)
+    text = _MATHML.sub(lambda m: tex_words(html.unescape(m.group(1))), text)
     text = _HTML_TAG.sub(" ", text)
     text = _IMAGE_OR_LINK.sub(r"\1", text)
     text = _ATTR_LIST.sub("", text)

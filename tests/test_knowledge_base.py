@@ -162,3 +162,35 @@ def test_bad_rag_grid_values_name_the_field(overrides, message):
 
 def test_emphasis_around_a_removed_jinja_expression_leaves_no_markers():
     assert kb.plain_text("end **{{ facts.word }}**. Then **bold** text") == "end . Then bold text"
+
+
+def test_a_rendered_page_reaches_the_knowledge_base_as_its_reader_reads_it(tmp_path):
+    from dataclasses import dataclass
+
+    from markupsafe import Markup
+
+    from generator.pages.render import render_page
+
+    @dataclass(frozen=True)
+    class Facts:
+        big: bool
+        n: int
+
+    (tmp_path / "a.md").write_text(
+        "{% if facts.big %}Large{% else %}Small{% endif %}: {{ facts.n }} tokens, "
+        "$p_i = \\frac{1}{n}$, &lt;kept&gt;.\n\n{{ widget('view') }}\n\nEnd.\n")
+    page = render_page(tmp_path, "a.md", facts=Facts(big=True, n=42),
+                       widgets={"view": Markup("\n\n<div class='tokens'><span>every</span></div>\n\n")})
+    text = kb.plain_text(page.reader_text())
+    assert text == "Large: 42 tokens, p i = frac 1 n, <kept>.\n\nEnd."
+    (doc,) = kb.read_documents(tmp_path, ("*.md",), (), {"a.md": page.reader_text()})
+    assert doc.text == text
+
+
+def test_the_sites_knowledge_base_holds_the_numbers_its_pages_show(site):
+    import json
+
+    spec = json.loads((site / "specs" / "rag" / "ranked.vl.json").read_text())
+    chunks = json.dumps(spec)
+    assert "( parameters)" not in chunks and "{{" not in chunks and "{%" not in chunks
+    assert "layer" in chunks and "bits per token" in chunks

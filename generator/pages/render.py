@@ -57,6 +57,12 @@ class RenderedPage:
         """The page's rendered HTML with every value and every chart in place."""
         return fill_slots(self.fill_values(rendered), self.slots)
 
+    def reader_text(self) -> str:
+        """The page's Markdown as a reader reads its prose: every value filled in, only the
+        branch each condition took, charts and blocks of HTML (token views) left out."""
+        prose = {k: v for k, v in self.values.items() if not k.startswith("<div")}
+        return fill_values(self.markdown, {**prose, **{k: "" for k in self.values if k not in prose}})
+
 
 def render_page(content_dir: Path, source: str, figures: Mapping[str, Any] | None = None,
                 facts: Any = None, widgets: Mapping[str, Markup] | None = None,
