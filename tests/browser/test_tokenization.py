@@ -83,7 +83,7 @@ def test_focus_and_arrow_keys_describe_each_token(browser, site):
                                    f"{second.get_attribute('data-i')}, 6 bytes: 20 71 75 69 63 6b")
     emoji = panel(page, "tokens-example", "Emoji")
     emoji.locator("summary").click()
-    partial = emoji.locator(".tokens-seq > span.p").first
+    partial = emoji.locator(".tokens-seq > span.partial-utf8").first
     partial.hover()
     text = emoji.locator(".tokens-info").text_content()
     assert partial.text_content() in text and "part of a character" in text

@@ -12,7 +12,7 @@ from generator.sims import tokenization as sims
 
 RES = sims.simulate(dataclasses.replace(TokenizationGrid(), seq_lengths=(8, 16), max_timed_length=16))
 FACTS = tokens.facts(RES)
-SPAN = re.compile(r"<span(?: class=\"([ps])\")? data-i=(\d+)(?: tabindex=0)?>(.*?)</span>")
+SPAN = re.compile(r"<span(?: class=\"(partial-utf8|special)\")? data-i=(\d+)(?: tabindex=0)?>(.*?)</span>")
 
 
 def panels(view: str) -> dict[str, str]:
@@ -63,11 +63,11 @@ def test_whitespace_is_visible_and_newlines_break_the_line():
 
 
 def test_a_partial_character_shows_its_bytes_in_hex():
-    assert tokens.token_span(9, "🦜".encode()[:2]) == '<span class="p" data-i=9>f0 9f</span>'
+    assert tokens.token_span(9, "🦜".encode()[:2]) == '<span class="partial-utf8" data-i=9>f0 9f</span>'
 
 
 def test_chat_view_marks_the_special_tokens():
     view = str(FACTS["token_view_chat"])
-    special = [(cls, int(i), body) for cls, i, body in SPAN.findall(view) if cls == "s"]
+    special = [(cls, int(i), body) for cls, i, body in SPAN.findall(view) if cls == "special"]
     assert [i for _, i, _ in special] == [i for i in RES.chat.ids.tolist() if i in RES.chat.special_ids]
     assert {html.unescape(b) for _, _, b in special} == {"<|im_start|>", "<|im_end|>"}
