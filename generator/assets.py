@@ -11,7 +11,11 @@
 
 One generated file goes with them, ``assets/tokens-data.js``: the token views' glyph table
 (``GLYPHS`` in generator/pages/tokens.py, the one copy) and, for each encoding of the text box, its
-script, size and tiktoken's own special tokens, so the page's JavaScript keeps no copy of either.
+script, size, and tiktoken's own special tokens and split pattern (translated to JavaScript by
+``js_pattern``), so the page's JavaScript keeps no copy of either. The page splits text with
+tiktoken's pattern, not gpt-tokenizer's: 2.9.0's o200k_base pattern is cl100k_base's, with the
+whole pattern case-insensitive, and its ``\s`` is JavaScript's (with U+FEFF, without U+0085),
+not Unicode's White_Space as in tiktoken.
 
 Nothing is fetched from the network and nothing is copied into the repository.
 """
@@ -19,6 +23,7 @@ Nothing is fetched from the network and nothing is copied into the repository.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from generator.cache import Cache, code_fingerprint
@@ -76,10 +81,11 @@ def tokens_data(cache: Cache, tokenizers: dict[str, bytes]) -> bytes:
     from generator.pages.tokens import GLYPHS
     from generator.sims import encodings
 
-    special = cache.json("tiktoken-special-tokens", [encodings.TIKTOKEN_VERSION,
-                                                      code_fingerprint("generator.sims.encodings")],
-                         lambda: {name: encodings.get_encoding(name)._special_tokens
-                                  for name in TYPED_ENCODINGS})
+    tiktoken = cache.json("tiktoken-split-and-special", [encodings.TIKTOKEN_VERSION,
+                                                        code_fingerprint("generator.sims.encodings")],
+                          lambda: {name: {"special": encodings.get_encoding(name)._special_tokens,
+                                          "pattern": encodings.get_encoding(name)._pat_str}
+                                   for name in TYPED_ENCODINGS})
     version = json.loads((GPT_TOKENIZER_SOURCE / "package.json").read_text())["version"]
     data = {
         "glyphs": GLYPHS,
@@ -88,7 +94,8 @@ def tokens_data(cache: Cache, tokenizers: dict[str, bytes]) -> bytes:
         "encodings": [{"name": name, "src": f"{GPT_TOKENIZER.removeprefix('assets/')}/{name}.js",
                        "global": f"GPTTokenizer_{name}",
                        "bytes": len(tokenizers[f"{GPT_TOKENIZER}/{name}.js"]),
-                       "special": special[name]} for name in TYPED_ENCODINGS],
+                       "special": tiktoken[name]["special"],
+                       "pattern": js_pattern(tiktoken[name]["pattern"])} for name in TYPED_ENCODINGS],
         # A user message in ChatML, in cl100k_base with the role markers tiktoken's README adds.
         "chatml": {"encoding": "cl100k_base", "markers": encodings.CHATML_SPECIAL_TOKENS},
     }
@@ -96,6 +103,38 @@ def tokens_data(cache: Cache, tokenizers: dict[str, bytes]) -> bytes:
             "tiktoken's special tokens); do not edit.\n"
             f"window.explorablesTokenData = {json.dumps(data, ensure_ascii=False, sort_keys=True)};\n"
             ).encode()
+
+
+def js_pattern(pattern: str) -> str:
+    """A tiktoken split pattern (Rust regex) as the JavaScript RegExp source that splits the same
+    way under the flags "gu".
+
+    Possessive quantifiers become greedy ones (in these patterns nothing after them could take
+    back what they match), an ``(?i:...)`` group spells out both cases of its letters, and
+    ``\s``/``\S`` become Unicode's White_Space, which is what they mean in Rust's regex.
+
+    Example: js_pattern(r"'(?i:[sd]|ll)| ?\p{L}++|\s") -> "'(?:[sSdDſ]|[lL][lL])| ?\p{L}+|\p{White_Space}"
+    """
+    if "\\\\" in pattern or "\\+" in pattern:  # an escaped backslash or plus would be misread
+        raise ValueError(f"split pattern not translatable: {pattern}")
+    out = re.sub(r"([+*?]|\{\d+(?:,\d*)?\})\+", r"\1", pattern)  # x++ x*+ x?+ x{1,3}+
+    out = re.sub(r"\(\?i:([^()]*)\)", lambda m: "(?:" + _both_cases(m.group(1)) + ")", out)
+    return out.replace("\\s", "\\p{White_Space}").replace("\\S", "\\P{White_Space}")
+
+
+# Letters that Unicode's simple case folding (which Rust's (?i) uses) maps to an ASCII letter.
+_FOLDS = {"s": "\u017f", "k": "\u212a"}  # long s, Kelvin sign
+
+
+def _both_cases(group: str) -> str:
+    """Letters of a regex fragment matched in any case: [sd] -> [sdSDſ], ll -> [lL][lL]."""
+    def cases(letters: str) -> str:
+        return "".join(c + c.upper() for c in letters) + "".join(_FOLDS.get(c, "") for c in letters)
+
+    parts = re.split(r"(\[[^\]]*\])", group)
+    return "".join("[" + cases(p[1:-1]) + "]" if p.startswith("[")
+                   else re.sub(r"[a-z]", lambda m: "[" + cases(m.group(0)) + "]", p)
+                   for p in parts)
 
 
 def _npm_file(path: Path) -> bytes:

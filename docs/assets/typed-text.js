@@ -32,16 +32,37 @@
   function load() {
     if (!loading) {
       loading = Promise.all(DATA.encodings.map((e) => new Promise((resolve, reject) => {
-        if (window[e.global]) return resolve();
         const script = document.createElement("script");
         script.src = new URL(e.src, HERE).href;
-        script.onload = () => (window[e.global] ? resolve() : reject(new Error(`${e.name}: no tokenizer in ${e.src}`)));
+        script.onload = () => {
+          const api = window[e.global];
+          if (!api) return reject(new Error(`${e.name}: no tokenizer in ${e.src}`));
+          // tiktoken's own split pattern (see generator/assets.py for why not gpt-tokenizer's)
+          api.bytePairEncodingCoreProcessor.tokenSplitRegex = new RegExp(e.pattern, "gu");
+          exactLookup(api.bytePairEncodingCoreProcessor);
+          resolve();
+        };
         script.onerror = () => reject(new Error(`${e.name}: could not load ${e.src}`));
         document.head.appendChild(script);
       })));
       loading.catch(() => { loading = null; }); // a later focus may try again
     }
     return loading;
+  }
+
+  // gpt-tokenizer 2.9.0 reads a token's bytes through a TextDecoder that drops a leading
+  // byte-order mark, so it never finds the tokens that start with one (8 in cl100k_base, 9 in
+  // o200k_base, such as "\ufeffusing"): look the bytes up exactly instead.
+  function exactLookup(core) {
+    const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+    core.getBpeRankFromBytes = function (bytes) {
+      let text;
+      try { text = utf8.decode(bytes); } catch (e) { text = undefined; }
+      const rank = text === undefined ? undefined : this.bytePairStringRankEncoder.get(text);
+      if (rank !== undefined) return rank;
+      const at = this.binarySearch(bytes);
+      return at === -1 ? undefined : this.bytePairNonUtfSortedEncoder[at][1];
+    };
   }
 
   function specialPattern(names) {
@@ -165,6 +186,7 @@
       const results = DATA.encodings.map((e) => ({ name: e.name, ids: encode(e.name, text, allow.checked) }));
       const chatIds = chat(text, allow.checked);
       box.dataset.milliseconds = (performance.now() - started).toFixed(1);
+      box.dataset.runs = String(Number(box.dataset.runs || 0) + 1);
       const chars = [...text].length;
       const [layers, heads, dHead] = model.value.split(",").map(Number);
 
