@@ -1,5 +1,7 @@
-// The tokenization page's text box: the reader's own text, tokenized in the browser by
-// gpt-tokenizer with r50k_base, cl100k_base and o200k_base, drawn as token views (tokens.js).
+// The tokenization page's text box: the reader's own text, tokenized in the browser with
+// r50k_base, cl100k_base and o200k_base, drawn as token views (tokens.js). The rank data and the
+// merge of short pieces are gpt-tokenizer's; the splitting is tiktoken's own (patterns and
+// special tokens from tokens-data.js), and long pieces are merged here, the same way but faster.
 //
 // - The tokenizers (several MB of rank data) load only when the reader first focuses the box, or
 //   when the page is opened from a link that carries text: one classic <script> per encoding,
@@ -9,8 +11,9 @@
 //   (tiktoken's list, from tokens-data.js) becomes its single id.
 // - Lone surrogates (half of a UTF-16 pair, which a paste can carry) are replaced by U+FFFD
 //   before tokenizing, exactly as tiktoken does before it encodes.
-// - Tokenizing runs on the main thread after a short pause in typing: a worker cannot load
-//   scripts on a page opened from file://, and 100 KB tokenize in well under 200 ms.
+// - Tokenizing runs on the main thread after a short pause in typing, in slices of a few
+//   milliseconds so that typing stays responsive (a worker cannot load scripts on a page opened
+//   from file://); a run that the reader's next keystroke makes stale gives up.
 // - The text is kept in the URL fragment (#text=...) up to FRAGMENT_MAX characters, so a link
 //   reproduces it; longer text is not stored. The reader's text only ever becomes text nodes.
 (function () {
@@ -21,7 +24,6 @@
   const FRAGMENT_MAX = 2000; // characters of text kept in the URL fragment
   const SHOWN_MAX = 2000; // tokens drawn per row; the counts always cover the whole text
   const PAUSE_MS = 150; // tokenize once typing pauses this long
-  const NO_SPECIAL = new Set(); // gpt-tokenizer: no special token's name is refused or replaced
 
   const byName = DATA ? Object.fromEntries(DATA.encodings.map((e) => [e.name, e])) : {};
 
@@ -52,14 +54,11 @@
 
   // gpt-tokenizer 2.9.0 reads a token's bytes through a TextDecoder that drops a leading
   // byte-order mark, so it never finds the tokens that start with one (8 in cl100k_base, 9 in
-  // o200k_base, such as "\ufeffusing"): look the bytes up exactly instead.
+  // o200k_base, such as "\ufeffusing"; it keeps them all as bytes): look those up as bytes.
   function exactLookup(core) {
-    const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+    const lookup = core.getBpeRankFromBytes;
     core.getBpeRankFromBytes = function (bytes) {
-      let text;
-      try { text = utf8.decode(bytes); } catch (e) { text = undefined; }
-      const rank = text === undefined ? undefined : this.bytePairStringRankEncoder.get(text);
-      if (rank !== undefined) return rank;
+      if (bytes[0] !== 0xef || bytes[1] !== 0xbb || bytes[2] !== 0xbf) return lookup.call(this, bytes);
       const at = this.binarySearch(bytes);
       return at === -1 ? undefined : this.bytePairNonUtfSortedEncoder[at][1];
     };
@@ -70,42 +69,163 @@
     return new RegExp(escaped.join("|"), "g");
   }
 
-  // Token ids of text in one encoding; special: {name: id} of the special tokens to honour.
-  // gpt-tokenizer encodes the ordinary text; the special tokens are found here, left to right,
-  // the way tiktoken does (its own allowedSpecial option misses a special token that does not
-  // start the text).
-  function encodeWith(name, text, special) {
-    const api = window[byName[name].global];
-    text = text.toWellFormed();
-    const plain = (part) => (part ? api.encode(part, { disallowedSpecial: NO_SPECIAL }) : []);
-    const names = Object.keys(special);
-    if (names.length === 0) return plain(text);
-    const ids = [];
-    let at = 0;
-    for (const match of text.matchAll(specialPattern(names))) {
-      for (const id of plain(text.slice(at, match.index))) ids.push(id);
-      ids.push(special[match[0]]);
-      at = match.index + match[0].length;
-    }
-    for (const id of plain(text.slice(at))) ids.push(id);
-    return ids;
-  }
+  // -- encoding, the way tiktoken does it ----------------------------------------------------
+  //
+  // Each step is a generator that yields now and then, so the box can tokenize a long text in
+  // slices and stay responsive; encode() and chat() run the same steps to the end at once.
 
-  function encode(name, text, allowSpecial) {
-    return encodeWith(name, text, allowSpecial ? byName[name].special : {});
+  const textEncoder = new TextEncoder();
+  const LONG_PIECE = 48; // UTF-16 code units: longer pieces are merged with a heap, in O(n log n)
+
+  // Token ids of text in one encoding; special: {name: id} of the special tokens to honour.
+  // Special tokens are found left to right, and the text between them is cut into pieces by
+  // the encoding's split pattern and each piece merged on its own, as in tiktoken.
+  function* encodeSteps(name, text, special) {
+    const core = window[byName[name].global].bytePairEncodingCoreProcessor;
+    const ids = [];
+    let count = 0;
+    function* plain(part) {
+      for (const match of part.matchAll(core.tokenSplitRegex)) {
+        const piece = match[0];
+        const rank = core.getBpeRankFromString(piece);
+        if (rank !== undefined) ids.push(rank);
+        else if (piece.length <= LONG_PIECE) for (const id of core.bytePairEncode(piece)) ids.push(id);
+        else for (const id of mergeLong(core, textEncoder.encode(piece))) ids.push(id);
+        if (++count % 64 === 0) yield;
+      }
+    }
+    text = text.toWellFormed();
+    let at = 0;
+    const names = Object.keys(special);
+    if (names.length) {
+      for (const match of text.matchAll(specialPattern(names))) {
+        yield* plain(text.slice(at, match.index));
+        ids.push(special[match[0]]);
+        at = match.index + match[0].length;
+      }
+    }
+    yield* plain(text.slice(at));
+    return ids;
   }
 
   // The text as a user message in ChatML, ready for the assistant's reply, as the page's ChatML
   // view builds it: <|im_start|>user\n TEXT <|im_end|>\n <|im_start|>assistant\n
-  function chat(text, allowSpecial) {
+  function* chatSteps(text, allowSpecial) {
     const { encoding, markers } = DATA.chatml;
     const start = markers["<|im_start|>"], end = markers["<|im_end|>"];
     const special = allowSpecial ? { ...byName[encoding].special, ...markers } : {};
-    return [start, ...encodeWith(encoding, "user\n" + text, special), end,
-      ...encodeWith(encoding, "\n", {}), start, ...encodeWith(encoding, "assistant\n", {})];
+    const content = yield* encodeSteps(encoding, "user\n" + text, special);
+    const newline = yield* encodeSteps(encoding, "\n", {});
+    const reply = yield* encodeSteps(encoding, "assistant\n", {});
+    return [start, ...content, end, ...newline, start, ...reply];
   }
 
-  const textEncoder = new TextEncoder();
+  function* everySteps(text, allowSpecial) {
+    const results = [];
+    for (const e of DATA.encodings) {
+      results.push({ name: e.name, ids: yield* encodeSteps(e.name, text, allowSpecial ? e.special : {}) });
+    }
+    const { encoding, markers } = DATA.chatml;
+    const markerNamed = allowSpecial && Object.keys(markers).some((m) => text.includes(m));
+    if (!text || /^\p{White_Space}/u.test(text) || markerNamed) {
+      return { results, chatIds: yield* chatSteps(text, allowSpecial) };
+    }
+    // Text that starts with no whitespace is cut as on its own after "user\n" (the newline is a
+    // piece by itself), so the message reuses the text's own ids: [user, \n, ...ids].
+    const head = yield* encodeSteps(encoding, "user\n", {});
+    const ids = results.find((r) => r.name === encoding).ids;
+    const start = markers["<|im_start|>"], end = markers["<|im_end|>"];
+    const tail = [end, ...(yield* encodeSteps(encoding, "\n", {})), start,
+      ...(yield* encodeSteps(encoding, "assistant\n", {}))];
+    return { results, chatIds: [start, ...head, ...ids, ...tail] };
+  }
+
+  function finish(steps) {
+    for (;;) {
+      const step = steps.next();
+      if (step.done) return step.value;
+    }
+  }
+
+  const SLICE_MS = 12; // work between two breaks that let the browser handle typing
+  const pause = () => (window.scheduler && scheduler.yield ? scheduler.yield()
+    : new Promise((resolve) => setTimeout(resolve, 0)));
+
+  // steps run in slices; null if stale() says the reader has changed the text meanwhile.
+  async function sliced(steps, stale) {
+    let until = performance.now() + SLICE_MS;
+    for (;;) {
+      const step = steps.next();
+      if (step.done) return step.value;
+      if (performance.now() > until) {
+        await pause();
+        if (stale()) return null;
+        until = performance.now() + SLICE_MS;
+      }
+    }
+  }
+
+  const encode = (name, text, allowSpecial) =>
+    finish(encodeSteps(name, text, allowSpecial ? byName[name].special : {}));
+  const chat = (text, allowSpecial) => finish(chatSteps(text, allowSpecial));
+
+  // Byte-pair merge of one piece: always the lowest-ranked pair of neighbouring parts first, the
+  // leftmost of equal ones, as tiktoken does; with a heap, so that a piece of thousands of bytes
+  // (a long word, a run of symbols) takes milliseconds, not seconds.
+  function mergeLong(core, bytes) {
+    const n = bytes.length;
+    const next = new Int32Array(n + 1).map((_, i) => i + 1); // part i is bytes[i, next[i])
+    const prev = new Int32Array(n + 1).map((_, i) => i - 1);
+    const alive = new Uint8Array(n + 1).fill(1);
+    const heap = []; // [rank, start, end] of a pair of neighbouring parts
+    const less = (a, b) => a[0] < b[0] || (a[0] === b[0] && a[1] < b[1]);
+    const swap = (i, j) => { const t = heap[i]; heap[i] = heap[j]; heap[j] = t; };
+    function push(item) {
+      heap.push(item);
+      for (let i = heap.length - 1; i > 0;) {
+        const up = (i - 1) >> 1;
+        if (!less(heap[i], heap[up])) break;
+        swap(i, up);
+        i = up;
+      }
+    }
+    function pop() {
+      const top = heap[0], last = heap.pop();
+      if (heap.length) {
+        heap[0] = last;
+        for (let i = 0; ;) {
+          const l = 2 * i + 1, r = l + 1;
+          let m = i;
+          if (l < heap.length && less(heap[l], heap[m])) m = l;
+          if (r < heap.length && less(heap[r], heap[m])) m = r;
+          if (m === i) break;
+          swap(i, m);
+          i = m;
+        }
+      }
+      return top;
+    }
+    function pair(i) { // the part at i with its right neighbour, if that is a token
+      const j = next[i];
+      if (j >= n) return;
+      const rank = core.getBpeRankFromBytes(bytes.subarray(i, next[j]));
+      if (rank !== undefined) push([rank, i, next[j]]);
+    }
+    for (let i = 0; i < n - 1; i++) pair(i);
+    while (heap.length) {
+      const [, i, end] = pop();
+      if (!alive[i] || next[i] >= n || next[next[i]] !== end) continue; // merged away since
+      alive[next[i]] = 0;
+      next[i] = end;
+      prev[end] = i;
+      if (prev[i] >= 0) pair(prev[i]);
+      pair(i);
+    }
+    const ids = [];
+    for (let i = 0; i < n; i = next[i]) ids.push(core.getBpeRankFromBytesOrThrow(bytes.subarray(i, next[i])));
+    return ids;
+  }
+
 
   function bytesOf(name, id, extraSpecial) {
     const names = { ...byName[name].special, ...(extraSpecial || {}) };
@@ -179,6 +299,33 @@
       history.replaceState(history.state, "", fragment || location.pathname + location.search);
     }
 
+    let generation = 0; // of the latest run: an older one still slicing gives up
+
+    async function run() {
+      if (!box.dataset.ready) {
+        try { await start(); } catch (error) { return; }
+      }
+      const mine = ++generation;
+      const text = input.value.toWellFormed();
+      if (text.length > 20000) status.textContent = "Tokenizing\u2026";
+      const started = performance.now();
+      const done = await sliced(everySteps(text, allow.checked), () => mine !== generation);
+      if (done === null) return;
+      const { results, chatIds } = done;
+      box.dataset.milliseconds = (performance.now() - started).toFixed(1);
+      box.dataset.runs = String(Number(box.dataset.runs || 0) + 1);
+      const chars = [...text].length;
+      let fragment = "";
+      if (text && chars <= FRAGMENT_MAX) {
+        fragment = "#" + new URLSearchParams({ text, ...(allow.checked ? { special: "1" } : {}) })
+          .toString().replaceAll("+", "%20");
+      }
+      stored.textContent = !text ? ""
+        : fragment ? "The link to this page now holds your text."
+        : `Longer than ${number(FRAGMENT_MAX)} characters: not kept in the link.`;
+      history.replaceState(history.state, "", fragment || location.pathname + location.search);
+    }
+
     function run() {
       if (!box.dataset.ready) return start().then(run, () => {});
       const text = input.value.toWellFormed();
@@ -235,7 +382,9 @@
     }
   }
 
-  window.explorablesTypedText = { load, encode, chat, bytesOf };
+  // For tests and the benchmark: the box's own functions (everything is the box's own path).
+  const everything = (text, allowSpecial) => finish(everySteps(text, allowSpecial));
+  window.explorablesTypedText = { load, encode, chat, everything, bytesOf };
 
   function begin() {
     if (DATA) document.querySelectorAll(".typed-text").forEach(setUp);

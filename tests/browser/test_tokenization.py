@@ -29,7 +29,8 @@ def test_page_loads_offline_with_no_errors(browser, site, site_url, via):
     base = site.as_uri() if via == "file" else site_url
     visit = open_page(browser, base, "tokenization.html")
     assert visit.page.locator(".explorable-chart[data-rendered=error]").count() == 0
-    assert visit.page.locator(".tokens").count() == 3
+    assert visit.page.locator(".tokens").count() == 4  # three built with the page, the text box's
+    assert visit.page.locator(".typed-text #tokens-typed").count() == 1
     assert visit.errors == []
     assert visit.external_requests() == []
     visit.page.context.close()

@@ -120,9 +120,11 @@ RUN = """async ([batch, allow]) => {
   await window.explorablesTypedText.load();
   const text = (units) => { let s = ""; for (let i = 0; i < units.length; i += 4096)
     s += String.fromCharCode(...units.slice(i, i + 4096)); return s; };
-  return batch.map((units) => Object.fromEntries(%s.map((name) =>
-    [name, window.explorablesTypedText.encode(name, text(units), allow)])));
-}""" % list(ENCODINGS)
+  return batch.map((units) => {
+    const { results, chatIds } = window.explorablesTypedText.everything(text(units), allow);
+    return { ...Object.fromEntries(results.map((r) => [r.name, r.ids])), chat: chatIds };
+  });
+}"""
 
 
 @pytest.fixture(scope="module")
@@ -148,18 +150,32 @@ def test_the_corpus_is_what_the_issue_asks_for():
     assert len(tiktoken_plans()) > 50
 
 
+def encoded(enc, text, allow):
+    return enc.encode(text, allowed_special="all") if allow else enc.encode(text, disallowed_special=())
+
+
+def chatml_ids(text, allow):
+    """The text as a ChatML user message, by tiktoken: the markers special, the text per `allow`."""
+    enc = encodings.get_chatml_encoding()
+    start, end = enc.encode_single_token(IM_START), enc.encode_single_token(IM_END)
+    return [start, *encoded(enc, "user\n" + text, allow), end, *enc.encode("\n"), start, *enc.encode("assistant\n")]
+
+
 @pytest.mark.parametrize("allow", [False, True], ids=["special-as-text", "special-allowed"])
 def test_every_id_of_the_corpus_matches_tiktoken(typed, allow):
+    """All three encodings and the ChatML row, computed as the box computes them."""
     strings = corpus()
     got = in_page(typed.page, strings, allow)
     mismatches = []
     for name in ENCODINGS:
         enc = encodings.get_encoding(name)
         for text, ids in zip(strings, got):
-            expected = (enc.encode(text, allowed_special="all") if allow
-                        else enc.encode(text, disallowed_special=()))
+            expected = encoded(enc, text, allow)
             if ids[name] != expected:
                 mismatches.append((name, text[:80], ids[name][:20], expected[:20]))
+    for text, ids in zip(strings, got):
+        if ids["chat"] != chatml_ids(text, allow):
+            mismatches.append(("ChatML", text[:80], ids["chat"][:20], chatml_ids(text, allow)[:20]))
     assert mismatches == [], f"{len(mismatches)} mismatches, first: {mismatches[:3]}"
     assert typed.errors == []
 
@@ -168,19 +184,16 @@ def test_every_id_of_the_corpus_matches_tiktoken(typed, allow):
 def test_the_chatml_row_is_what_tiktoken_makes_of_the_template(typed, allow):
     enc = encodings.get_chatml_encoding()
     grid = TokenizationGrid()
-    strings = [t for _, t in grid.examples] + list(SPECIAL_NAMES) + ["", "\n", " leading", "trailing\n\n"]
-    got = typed.page.evaluate("""([texts, allow]) => texts.map((t) => window.explorablesTypedText.chat(t, allow))""",
-                              [strings, allow])
-    start, end = enc.encode_single_token(IM_START), enc.encode_single_token(IM_END)
-    for text, ids in zip(strings, got):
-        content = (enc.encode("user\n" + text, allowed_special="all") if allow
-                   else enc.encode("user\n" + text, disallowed_special=()))
-        expected = [start, *content, end, *enc.encode("\n"), start, *enc.encode("assistant\n")]
-        assert ids == expected, text
+    strings = ([t for _, t in grid.examples] + list(SPECIAL_NAMES)
+               + ["", "\n", "x", " leading", "\tx", "\u3000x", "trailing\n\n", "<|endoftext|>x", "<|im_end|> x"])
+    got = typed.page.evaluate("""([texts, allow]) => texts.map((t) => [window.explorablesTypedText.chat(t, allow),
+        window.explorablesTypedText.everything(t, allow).chatIds])""", [strings, allow])
+    for text, (alone, in_box) in zip(strings, got):
+        assert alone == in_box == chatml_ids(text, allow), text
         if not allow and IM_START not in text and IM_END not in text:
             # the same prompt as the page's own ChatML view builds
-            assert ids == enc.encode(chatml([("user", text)]), allowed_special={IM_START, IM_END},
-                                     disallowed_special=())
+            assert alone == enc.encode(chatml([("user", text)]), allowed_special={IM_START, IM_END},
+                                       disallowed_special=())
 
 
 def test_every_token_shows_tiktokens_bytes(typed):
