@@ -1,4 +1,4 @@
-"""Third-party browser files, taken from installed registry packages at build time.
+r"""Third-party browser files, taken from installed registry packages at build time.
 
 - Vega, Vega-Lite and vega-embed: the single-file bundle that the PyPI package
   vl-convert-python ships (it sets ``window.vegaEmbed``), cached by its version.
@@ -106,7 +106,7 @@ def tokens_data(cache: Cache, tokenizers: dict[str, bytes]) -> bytes:
 
 
 def js_pattern(pattern: str) -> str:
-    """A tiktoken split pattern (Rust regex) as the JavaScript RegExp source that splits the same
+    r"""A tiktoken split pattern (Rust regex) as the JavaScript RegExp source that splits the same
     way under the flags "gu".
 
     Possessive quantifiers become greedy ones (in these patterns nothing after them could take
