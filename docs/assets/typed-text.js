@@ -250,7 +250,8 @@
     const input = box.querySelector("textarea");
     const allow = box.querySelector(".typed-text-special");
     const model = box.querySelector(".typed-text-model");
-    const status = box.querySelector(".typed-text-status");
+    const status = box.querySelector(".typed-text-status"); // a live region: loading only
+    const timing = box.querySelector(".typed-text-timing");
     const summary = box.querySelector(".typed-text-summary");
     const table = box.querySelector(".typed-text-counts tbody");
     const stored = box.querySelector(".typed-text-stored");
@@ -271,6 +272,7 @@
     window.explorablesTokenView.setUp(view);
 
     let timer = null;
+    const loaded = `Tokenizers loaded (${megabytes(total)}, ${DATA.tokenizer}).`;
 
     function start() {
       status.textContent = `Loading the tokenizers (${megabytes(total)}: ${sizes})\u2026`;
@@ -278,7 +280,7 @@
       return load().then(() => {
         box.dataset.ready = "true";
         box.removeAttribute("aria-busy");
-        status.textContent = `Tokenizers loaded (${megabytes(total)}, ${DATA.tokenizer}).`;
+        status.textContent = loaded;
       }, (error) => {
         box.removeAttribute("aria-busy");
         status.textContent = `The tokenizers could not be loaded: ${error.message}.`;
@@ -307,7 +309,7 @@
       }
       const mine = ++generation;
       const text = input.value.toWellFormed();
-      if (text.length > 20000) status.textContent = "Tokenizing\u2026";
+      if (text.length > 20000) status.textContent = "Tokenizing\u2026"; // else no news to announce
       const started = performance.now();
       const done = await sliced(everySteps(text, allow.checked), () => mine !== generation);
       if (done === null) return;
@@ -364,7 +366,8 @@
       summary.textContent = `${number(chars)} characters: ` +
         results.map((r) => `${r.name} ${number(r.ids.length)} tokens`).join(", ") +
         `; ${number(chatIds.length)} as a ChatML message.`;
-      status.textContent = `Tokenized in ${box.dataset.milliseconds} ms (${DATA.tokenizer}).`;
+      if (status.textContent !== loaded) status.textContent = loaded;
+      timing.textContent = `Tokenized in ${box.dataset.milliseconds} ms.`;
       keep(text);
     }
 

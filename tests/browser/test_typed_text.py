@@ -252,6 +252,8 @@ def test_tokenizers_load_on_first_use_from_the_site_itself(browser, site, site_u
     type_into_box(page, "hello world")
     assert page.locator(".typed-text-summary").text_content().startswith(
         "11 characters: r50k_base 2 tokens, cl100k_base 2 tokens, o200k_base 2 tokens")
+    assert "Tokenizers loaded" in status.text_content()  # the live region says no more
+    assert re.fullmatch(r"Tokenized in [0-9.]+ ms\.", page.locator(".typed-text-timing").text_content())
     assert visit.errors == [] and visit.external_requests() == []
     page.context.close()
 
