@@ -3,6 +3,7 @@
 Runs, on a temp copy of the checkout:
 1. a clean `mkdocs build` with an empty results cache (every simulation computed),
 2. a no-op rebuild (warm cache, nothing changed),
+3. the tokenization page's text box in headless Chromium (what it loads, a 100 KB paste),
 and reads each chapter's simulation time from the clean build's log, then prints one table of measurements against their budgets and exits 1 if any is over.
 Timings depend on the machine: the budgets are for 2 cores.
 """
@@ -34,6 +35,7 @@ SIMULATION_BUDGETS = {
     "alignment.md": 20.0,  # fine-tuning and preference tuning on top of a pretrained model
 }
 ENCODINGS_BUDGET = 2.0  # loading every tiktoken encoding from an empty cache
+TYPED_TEXT_BUDGET_MS = 200.0  # the text box, a 100 KB paste in headless Chromium (issue 14)
 BUNDLE = "assets/vendor/vega-bundle.js"
 
 
@@ -71,6 +73,7 @@ def main() -> int:
         rows.append(row(f"page {page.name} (HTML + embedded specs)", size / 1000,
                         budgets.get(page.name, DEFAULT_PAGE_BUDGET) / 1000, "KB"))
     rows.append((f"shared bundle {BUNDLE}", f"{(site / BUNDLE).stat().st_size / 1000:.0f} KB", "-", True))
+    rows += typed_text_rows(site)
 
     width = max(len(r[0]) for r in rows)
     print(f"\n{'measurement':<{width}}  {'value':>10}  {'budget':>10}  status")
@@ -98,6 +101,31 @@ def encodings_time(cache_dir: Path) -> float:
     if done.returncode != 0:
         sys.exit(f"loading the encodings failed:\n{done.stderr[-3000:]}")
     return float(done.stdout.strip().splitlines()[-1])
+
+
+def typed_text_rows(site: Path) -> list[tuple[str, str, str, bool]]:
+    """The text box: what it loads on first use, and how long a 100 KB paste takes to tokenize
+    (the median of three fresh pages in headless Chromium)."""
+    from generator.assets import GPT_TOKENIZER, TYPED_ENCODINGS
+
+    size = sum((site / GPT_TOKENIZER / f"{name}.js").stat().st_size for name in TYPED_ENCODINGS)
+    rows = [(f"text box tokenizers {GPT_TOKENIZER}/*.js (on first use)", f"{size / 1000:.0f} KB", "-", True)]
+    from tests.conftest import CHROMIUM, CHROMIUM_ARGS
+
+    if not CHROMIUM.exists():
+        return rows + [("text box timings", "no Chromium", "-", True)]
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser.test_typed_text import paste_timing
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        timings = sorted((paste_timing(browser, site) for _ in range(3)), key=lambda t: t[1])
+        browser.close()
+    loaded = sorted(t[0] for t in timings)[1]
+    return rows + [row("text box: load the tokenizers (file://)", loaded, None, "ms"),
+                   row("text box: tokenize a 100 KB paste, 3 encodings + ChatML", timings[1][1],
+                       TYPED_TEXT_BUDGET_MS, "ms")]
 
 
 def timed_build(checkout: Path, env: dict) -> tuple[float, str]:

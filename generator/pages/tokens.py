@@ -5,9 +5,12 @@ drawn as visible glyphs in an ``<i>`` (a space as an open box, a tab as an arrow
 a return arrow, followed by a line break after the token, a format character as its code
 point). A token whose bytes
 are not whole UTF-8 characters (byte-level BPE split a character between tokens) shows its
-bytes in hex and gets class ``p``; a special token gets class ``s``. ``docs/assets/tokens.js``
-adds the text/ids toggle, arrow-key movement between tokens, and the line that describes the
-token under the pointer or the keyboard focus; without it the tokens are still all there.
+bytes in hex and gets class ``partial-utf8``; a special token gets class ``special``.
+``docs/assets/tokens.js`` adds the text/ids toggle, arrow-key movement between tokens, and the
+line that describes the token under the pointer or the keyboard focus; without it the tokens are
+still all there. ``GLYPHS`` is the one copy of the glyph table: the build hands it to that script
+(and to the text box, which draws typed text the same way) in the generated
+``assets/tokens-data.js`` (see generator/assets.py).
 
 Every character that comes from a text is HTML-escaped here, so an example such as
 ``<script>`` reaches the reader as text. The views are handed to the page as facts, next to
@@ -23,7 +26,8 @@ from markupsafe import Markup
 
 from generator.sims.tokenization import TokenizationResults
 
-# Drawn instead of these characters, inside <i>, so whitespace can be seen.
+# Drawn instead of these characters, inside <i>, so whitespace can be seen (the page's JavaScript
+# gets this table from the build: see the module docstring).
 GLYPHS = {" ": "\u2423", "\t": "\u2192", "\n": "\u21b5"}
 
 
@@ -84,8 +88,8 @@ def token_span(token_id: int, data: bytes, special: bool = False, first: bool = 
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        return f'<span class="p" data-i={token_id}{tab}>{data.hex(" ")}</span>'
-    cls = ' class="s"' if special else ""
+        return f'<span class="partial-utf8" data-i={token_id}{tab}>{data.hex(" ")}</span>'
+    cls = ' class="special"' if special else ""
     # Line breaks go after the token's box, so the next token starts on a new line.
     return f"<span{cls} data-i={token_id}{tab}>{visible(text)}</span>" + "<br>" * text.count("\n")
 

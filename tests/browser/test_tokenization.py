@@ -29,7 +29,8 @@ def test_page_loads_offline_with_no_errors(browser, site, site_url, via):
     base = site.as_uri() if via == "file" else site_url
     visit = open_page(browser, base, "tokenization.html")
     assert visit.page.locator(".explorable-chart[data-rendered=error]").count() == 0
-    assert visit.page.locator(".tokens").count() == 3
+    assert visit.page.locator(".tokens").count() == 4  # three built with the page, the text box's
+    assert visit.page.locator(".typed-text #tokens-typed").count() == 1
     assert visit.errors == []
     assert visit.external_requests() == []
     visit.page.context.close()
@@ -83,7 +84,7 @@ def test_focus_and_arrow_keys_describe_each_token(browser, site):
                                    f"{second.get_attribute('data-i')}, 6 bytes: 20 71 75 69 63 6b")
     emoji = panel(page, "tokens-example", "Emoji")
     emoji.locator("summary").click()
-    partial = emoji.locator(".tokens-seq > span.p").first
+    partial = emoji.locator(".tokens-seq > span.partial-utf8").first
     partial.hover()
     text = emoji.locator(".tokens-info").text_content()
     assert partial.text_content() in text and "part of a character" in text

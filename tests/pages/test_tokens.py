@@ -23,7 +23,9 @@ def res():
 @pytest.fixture(scope="module")
 def views(res):
     return tokens.widgets(res)
-SPAN = re.compile(r"<span(?: class=\"([ps])\")? data-i=(\d+)(?: tabindex=0)?>(.*?)</span>")
+
+
+SPAN = re.compile(r"<span(?: class=\"(partial-utf8|special)\")? data-i=(\d+)(?: tabindex=0)?>(.*?)</span>")
 
 
 def panels(view: str) -> dict[str, str]:
@@ -74,11 +76,11 @@ def test_whitespace_is_visible_and_newlines_break_the_line():
 
 
 def test_a_partial_character_shows_its_bytes_in_hex():
-    assert tokens.token_span(9, "🦜".encode()[:2]) == '<span class="p" data-i=9>f0 9f</span>'
+    assert tokens.token_span(9, "🦜".encode()[:2]) == '<span class="partial-utf8" data-i=9>f0 9f</span>'
 
 
 def test_chat_view_marks_the_special_tokens(views, res):
     view = str(views["chat"])
-    special = [(cls, int(i), body) for cls, i, body in SPAN.findall(view) if cls == "s"]
+    special = [(cls, int(i), body) for cls, i, body in SPAN.findall(view) if cls == "special"]
     assert [i for _, i, _ in special] == [i for i in res.chat.ids.tolist() if i in res.chat.special_ids]
     assert {html.unescape(b) for _, _, b in special} == {"<|im_start|>", "<|im_end|>"}
