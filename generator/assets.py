@@ -79,10 +79,10 @@ def tokenizer_scripts() -> dict[str, bytes]:
 def tokens_data(cache: Cache, tokenizers: dict[str, bytes]) -> bytes:
     """The generated script that hands the token views' glyphs and the text box's encodings to JS."""
     from generator.pages.tokens import GLYPHS
-    from generator.sims import encodings
+    from generator import encodings
 
     tiktoken = cache.json("tiktoken-split-and-special", [encodings.TIKTOKEN_VERSION,
-                                                        code_fingerprint("generator.sims.encodings")],
+                                                        code_fingerprint("generator.encodings")],
                           lambda: {name: {"special": encodings.get_encoding(name)._special_tokens,
                                           "pattern": encodings.get_encoding(name)._pat_str}
                                    for name in TYPED_ENCODINGS})

@@ -246,8 +246,20 @@ def result_key(fn: Callable, config: Any) -> str:
 
 
 def _config_fingerprint(config: Any) -> str:
-    plain = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config
-    return json.dumps(plain, sort_keys=True, default=repr)
+    return json.dumps(_keyed(config), sort_keys=True, default=repr)
+
+
+def _keyed(value: Any) -> Any:
+    """A config as plain data for its key: dataclass fields marked metadata={"key": False} (live
+    objects such as a loaded tokenizer, whose identity other fields give) are left out."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _keyed(getattr(value, f.name)) for f in dataclasses.fields(value)
+                if f.metadata.get("key", True)}
+    if isinstance(value, (list, tuple)):
+        return [_keyed(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _keyed(v) for k, v in value.items()}
+    return value
 
 
 def code_fingerprint(module_name: str, scopes: tuple[str, ...] = (_CODE_SCOPE,)) -> str:

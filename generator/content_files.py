@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from generator import measure
+from generator import encodings, measure
 from generator.sims.attention_cost import Timings
 from generator.sims.tokenization import TokenizationInputs
 from generator.validation import GridError, check_scalar, text
@@ -65,8 +65,20 @@ def tokenization_inputs(grids, name: str, content_dir: Path) -> TokenizationInpu
         raise GridError(f"{where}.bpe_text: content/{grid.bpe_text} must be ASCII (one chart cell "
                         "per byte)")
     timed = [n for n in grid.seq_lengths if n <= grid.max_timed_length]
-    return TokenizationInputs(grid=grid, languages=tuple(languages), bpe_text=bpe_text,
-                              timings=attention_timings(content_dir, timed, grid.d_head, grid.seed))
+    return TokenizationInputs(
+        grid=grid, languages=tuple(languages), bpe_text=bpe_text,
+        timings=attention_timings(content_dir, timed, grid.d_head, grid.seed),
+        tiktoken_version=encodings.TIKTOKEN_VERSION,
+        encodings={name: _encoding(name, f"{where}.encodings[{i}]") for i, name in enumerate(grid.encodings)},
+        data_sha256={name: encodings.data_sha256(name) for name in grid.encodings},
+        chatml=encodings.get_chatml_encoding())
+
+
+def _encoding(name: str, where: str):
+    """The verified tiktoken Encoding `name`; GridError naming `where` for an unknown one."""
+    if name not in encodings.ENCODINGS:
+        raise GridError(f"{where}: unknown encoding {name!r} (known: {', '.join(encodings.ENCODINGS)})")
+    return encodings.get_encoding(name)
 
 
 def attention_timings(content_dir: Path, lengths: list[int], d_head: int, seed: int) -> Timings:

@@ -22,7 +22,8 @@ from typing import Mapping
 
 from generator.grids import RagGrid
 from generator.sims.rag import RagInputs
-from generator.sims.retrieval import Document, Question
+from generator import encodings
+from generator.sims.retrieval import ENCODING, Document, Question
 from generator.sims.tools import Conversation, Script, Tool, Turn
 
 
@@ -38,7 +39,9 @@ def load(grid: RagGrid, content_dir: Path, pages: Mapping[str, str] | None = Non
     documents = read_documents(content_dir, grid.documents, grid.exclude, pages)
     questions = read_questions(content_dir / grid.questions, documents)
     script = read_script(content_dir / grid.conversations)
-    return RagInputs(grid=grid, documents=documents, questions=questions, script=script)
+    return RagInputs(grid=grid, documents=documents, questions=questions, script=script,
+                     encoding_sha256=encodings.data_sha256(ENCODING),
+                     encoding=encodings.get_encoding(ENCODING))
 
 
 # ---------------------------------------------------------------------------------------------

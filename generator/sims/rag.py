@@ -8,8 +8,8 @@ is and isn't simulated.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -33,6 +33,10 @@ class RagInputs:
     documents: tuple[retrieval.Document, ...]
     questions: tuple[retrieval.Question, ...]
     script: tools.Script
+    encoding_sha256: dict[str, str]  # file -> sha256 of the verified retrieval.ENCODING data
+    # The loaded tiktoken Encoding of retrieval.ENCODING: not part of the cache key (the name
+    # and the data's sha256 above are).
+    encoding: Any = field(default=None, compare=False, repr=False, metadata={"key": False})
 
 
 @dataclass(frozen=True)
@@ -101,11 +105,12 @@ class RagResults:
 def simulate(inputs: RagInputs, memo: Memo = uncached) -> RagResults:
     """Evaluate retrieval over the grid, then run the scripted conversations against the best index."""
     grid = inputs.grid
-    found = retrieval.simulate(grid, inputs.documents, inputs.questions)
-    tokens = retrieval.tokenize(inputs.documents)
+    enc = inputs.encoding
+    found = retrieval.simulate(grid, inputs.documents, inputs.questions, enc)
+    tokens = retrieval.tokenize(inputs.documents, enc)
     index = retrieval.build_index(inputs.documents, tokens, grid.view_chunk_size, grid.view_overlap,
                                   grid.svd_rank)
-    loop = tools.simulate(inputs.script, grid, inputs.documents, index, grid.search_method)
+    loop = tools.simulate(inputs.script, grid, inputs.documents, index, grid.search_method, enc)
     return RagResults(retrieval=found, tools=loop, facts=facts(found, loop))
 
 

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from generator.grids import RagGrid
-from generator.sims.encodings import get_encoding
 
 ENCODING = "cl100k_base"
 METHODS = ("random", "tf-idf", "lsa", "bm25", "hybrid")
@@ -71,9 +70,9 @@ def window_starts(n_tokens, size, overlap):  # int, int, int -> [n_window]
     return stride * np.arange(n_window)
 
 
-def tokenize(documents):  # [n_doc] Document -> [n_doc] ([n_seq] token ids, [n_seq + 1] char bounds)
-    """Every document's tokens, and the character where each token starts (plus the end)."""
-    enc = get_encoding(ENCODING)
+def tokenize(documents, enc):  # [n_doc] Document, Encoding -> [n_doc] ([n_seq] token ids, [n_seq + 1] char bounds)
+    """Every document's tokens in enc (the ENCODING's tiktoken Encoding), and the character
+    where each token starts (plus the end)."""
     out = []
     for d in documents:
         ids = enc.encode_ordinary(d.text)
@@ -377,10 +376,11 @@ def view(index, scores, relevant, ranks, queries, grid):  # -> RetrievalView
     )
 
 
-def simulate(grid: RagGrid, documents, questions) -> RetrievalResults:
-    """Evaluate every method over every chunk size x overlap; detail the grid's view chunking."""
+def simulate(grid: RagGrid, documents, questions, enc) -> RetrievalResults:
+    """Evaluate every method over every chunk size x overlap, chunking by enc's tokens; detail
+    the grid's view chunking."""
     rng = np.random.default_rng(grid.seed)
-    tokens = tokenize(documents)
+    tokens = tokenize(documents, enc)
     queries = [q.text for q in questions]
     sizes, overlaps = np.array(grid.chunk_sizes), np.array(grid.overlaps)
     shape = (len(METHODS), len(sizes), len(overlaps))

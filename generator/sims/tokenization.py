@@ -1,7 +1,8 @@
 """Tokenization: text to token ids with the real OpenAI encodings, BPE learned step by step,
 and what the resulting sequence length costs in attention.
 
-Exact: every token id comes from tiktoken with the genuine encoding data (see encodings.py),
+Exact: every token id comes from tiktoken with the genuine encoding data (loaded and verified by
+generator.encodings, outside the simulation, and handed to it in its inputs),
 special-token names in the examples are encoded as plain text unless a section is about
 special tokens, the chat template is ChatML (role markers as tiktoken's README adds them to
 cl100k_base), the small BPE is trained by bpe.py, and attention costs are counted in
@@ -14,18 +15,17 @@ around messages (not published), which is why API token counts can differ by a f
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 import generator.sims.bpe as bpe
-import generator.sims.encodings as encodings
 from generator.sims.attention_cost import AttentionCost, Timings, attention_cost
 from generator.sims.family import Memo, uncached
 
 ENDOFTEXT = "<|endoftext|>"
-IM_START, IM_END = encodings.CHATML_SPECIAL_TOKENS
+IM_START, IM_END = "<|im_start|>", "<|im_end|>"  # ChatML's role markers, as cl100k_base specials
 
 
 def encode_text(enc, text):  # Encoding, str -> [n_seq]
@@ -68,6 +68,12 @@ class TokenizationInputs:
     languages: tuple[tuple[str, str], ...]  # (language, text)
     bpe_text: str
     timings: Timings  # attention at the lengths up to grid.max_timed_length
+    tiktoken_version: str
+    data_sha256: dict[str, dict[str, str]]  # encoding -> file -> sha256 of its verified data
+    # The loaded tiktoken Encodings, by name, and cl100k_base with ChatML's markers: not part of
+    # the cache key (the names, the version and the data's sha256 above are).
+    encodings: dict = field(default_factory=dict, compare=False, repr=False, metadata={"key": False})
+    chatml: Any = field(default=None, compare=False, repr=False, metadata={"key": False})
 
 
 @dataclass(frozen=True)
@@ -130,8 +136,7 @@ class TokenizationResults:
     facts: TokenizationFacts | None = None
 
 
-def encode_all(name, texts, bpe_text):  # str, [n_text] str, str -> Encoded
-    enc = encodings.get_encoding(name)
+def encode_all(name, enc, texts, bpe_text, sha256):  # str, Encoding, [n_text] str, str, {file: hex} -> Encoded
     ids = tuple(encode_text(enc, t) for t in texts)
     as_text = encode_text(enc, ENDOFTEXT)
     special = encode_special(enc, ENDOFTEXT)
@@ -139,11 +144,10 @@ def encode_all(name, texts, bpe_text):  # str, [n_text] str, str -> Encoded
     used = np.unique(np.concatenate([*ids, as_text, special]))
     return Encoded(encoding=name, n_vocab=enc.n_vocab, ids=ids, endoftext_as_text=as_text,
                    endoftext_id=int(special[0]), bpe_text_ids=bpe_ids, pieces=token_hex(enc, used),
-                   data_sha256=encodings.data_sha256(name))
+                   data_sha256=sha256)
 
 
-def chat_tokens(messages):  # ((role, content), ...) -> Chat
-    enc = encodings.get_chatml_encoding()
+def chat_tokens(messages, enc):  # ((role, content), ...), Encoding -> Chat
     template = chatml(messages)
     ids = encode_special(enc, template)
     return Chat(
@@ -154,7 +158,7 @@ def chat_tokens(messages):  # ((role, content), ...) -> Chat
         message_tokens=np.array([len(encode_special(enc, chatml_turn(r, c))) for r, c in messages],
                                 dtype=np.int64),
         reply_prefix_tokens=len(encode_special(enc, REPLY_PREFIX)),
-        special_ids=tuple(sorted(enc.encode_single_token(s) for s in encodings.CHATML_SPECIAL_TOKENS)),
+        special_ids=tuple(sorted(enc.encode_single_token(s) for s in (IM_START, IM_END))),
         pieces=token_hex(enc, np.unique(ids)),
     )
 
@@ -181,13 +185,14 @@ def simulate(inputs: TokenizationInputs, memo: Memo = uncached) -> TokenizationR
     reference = dict(languages)[grid.reference_language]
     res = TokenizationResults(
         labels=labels, texts=texts, kinds=kinds, reference_language=grid.reference_language,
-        encoded=tuple(encode_all(name, texts, bpe_text) for name in grid.encodings),
-        chat=chat_tokens(grid.chat),
+        encoded=tuple(encode_all(name, inputs.encodings[name], texts, bpe_text, inputs.data_sha256[name])
+                      for name in grid.encodings),
+        chat=chat_tokens(grid.chat, inputs.chatml),
         bpe=bpe_steps(bpe_text, grid.bpe_split_pattern, grid.bpe_merges,
                       grid.reference_language, reference),
         attention=attention_cost(grid.seq_lengths, grid.d_head, grid.n_head, grid.n_layer,
                                  inputs.timings),
-        tiktoken_version=encodings.TIKTOKEN_VERSION,
+        tiktoken_version=inputs.tiktoken_version,
     )
     return dataclasses.replace(res, facts=facts(res))
 

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 import numpy as np
 
 import generator.sims.retrieval as retrieval
-from generator.sims.encodings import get_encoding
 
 MAX_EXPRESSION = 200  # characters the calculator accepts
 MAX_EXPONENT = 1000
@@ -259,9 +258,8 @@ class ToolResults:
     search_method: str
 
 
-def trace(name, title, turns):  # str, str, [n_turn] (role, text) -> Trace
+def trace(name, title, turns, enc):  # str, str, [n_turn] (role, text), Encoding -> Trace
     """Tokenise each turn separately (turn markers never merge with their neighbours)."""
-    enc = get_encoding(retrieval.ENCODING)
     ids, owner, counts = [], [], []
     for i, (role, text) in enumerate(turns):
         turn_ids = enc.encode_ordinary(turn_text(role, text))
@@ -277,12 +275,11 @@ def trace(name, title, turns):  # str, str, [n_turn] (role, text) -> Trace
     )
 
 
-def simulate(script, grid, documents, index, method) -> ToolResults:
-    """Run every scripted conversation through the runtime and tokenise the contexts.
+def simulate(script, grid, documents, index, method, enc) -> ToolResults:
+    """Run every scripted conversation through the runtime and tokenise the contexts in enc.
 
     The search tool ranks the chunks of `index` by `method` (one of retrieval.METHODS).
     """
-    enc = get_encoding(retrieval.ENCODING)
 
     def run_search(query, k=2):
         found = search(index, grid, method, query, k)
@@ -297,7 +294,7 @@ def simulate(script, grid, documents, index, method) -> ToolResults:
         tools=tuple(t.name for t in script.tools),
         system_tokens=len(enc.encode_ordinary(turn_text(*system))),
         schema_tokens=np.array([len(enc.encode_ordinary(line)) for line in schema_lines(script.tools)]),
-        traces=tuple(trace(c.name, c.title, [system] + converse(c, script.tools, runner))
+        traces=tuple(trace(c.name, c.title, [system] + converse(c, script.tools, runner), enc)
                      for c in script.conversations),
         search_method=method,
     )

@@ -15,7 +15,7 @@ import pytest
 
 from generator.grids import TokenizationGrid
 from tests.helpers import tokenization_inputs
-from generator.sims import encodings
+from generator import encodings
 from generator.sims.tokenization import IM_END, IM_START, chatml
 from tests.browser.pages import open_page
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from generator.sims.encodings import get_encoding
+from generator.encodings import get_encoding
 
 CHAPTER_ENCODINGS = ("r50k_base", "p50k_base", "cl100k_base", "o200k_base")
 

@@ -12,7 +12,7 @@ import pytest
 from generator import assets
 from generator.cache import Cache
 from generator.pages.tokens import GLYPHS
-from generator.sims import encodings
+from generator import encodings
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 FILES = assets.vendor_files(Cache(enabled=False))

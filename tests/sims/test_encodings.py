@@ -12,8 +12,8 @@ import tiktoken
 import tiktoken.load
 import tiktoken.registry
 
-from generator.sims import encodings
-from generator.sims.encodings import EncodingDataError
+from generator import encodings
+from generator.encodings import EncodingDataError
 
 TEXTS = [
     "hello world",

@@ -10,7 +10,7 @@ import pytest
 
 from generator.grids import RagGrid
 from generator.sims import retrieval as rt
-from generator.sims.encodings import get_encoding
+from generator.encodings import get_encoding
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,7 +41,7 @@ def test_window_starts_cover_every_token(n, size, overlap, expected):
 def test_chunks_hold_the_windows_tokens_as_tiktoken_counts_them(size, overlap, rag_inputs):
     enc = get_encoding("cl100k_base")
     docs = rag_inputs.documents
-    chunks = rt.chunk(docs, rt.tokenize(docs), size, overlap)
+    chunks = rt.chunk(docs, rt.tokenize(docs, get_encoding("cl100k_base")), size, overlap)
     for d, doc in enumerate(docs):
         ids = enc.encode_ordinary(doc.text)
         mine = np.flatnonzero(chunks.doc == d)
@@ -72,7 +72,7 @@ def test_relevance_needs_half_the_passage_or_half_the_chunk():
 
 def test_every_question_has_an_answering_chunk_at_every_setting(rag_inputs):
     docs, questions = rag_inputs.documents, rag_inputs.questions
-    tokens = rt.tokenize(docs)
+    tokens = rt.tokenize(docs, get_encoding("cl100k_base"))
     for size in GRID.chunk_sizes:
         for overlap in GRID.overlaps:
             chunks = rt.chunk(docs, tokens, size, overlap)
@@ -116,7 +116,7 @@ def test_cosine_ranking_equals_a_brute_force_recompute():
 
 def test_cosine_ranking_of_the_real_index_equals_a_brute_force_recompute(rag_inputs):
     docs = rag_inputs.documents
-    index = rt.build_index(docs, rt.tokenize(docs), 64, 16, GRID.svd_rank)
+    index = rt.build_index(docs, rt.tokenize(docs, get_encoding("cl100k_base")), 64, 16, GRID.svd_rank)
     queries = [q.text for q in rag_inputs.questions]
     _, embedded = rt.embed_queries(index, queries)
     scores = rt.score(index, queries, GRID, np.random.default_rng(0))[rt.METHODS.index("lsa")]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from generator.grids import GridError, TokenizationGrid
-from generator.sims import encodings
+from generator import encodings
 from generator.sims import tokenization as sims
 from tests.helpers import tokenization_inputs
 
@@ -121,9 +121,19 @@ def test_deterministic_apart_from_the_measured_times(res, inputs):
     assert (again.bpe.joined_at == res.bpe.joined_at).all()
 
 
-def test_unknown_encoding_is_named(inputs):
-    with pytest.raises(encodings.EncodingDataError, match="unknown encoding 'cl200k_base'"):
-        sims.simulate(dataclasses.replace(inputs, grid=dataclasses.replace(GRID, encodings=("cl200k_base",))))
+def test_unknown_encoding_is_named_before_anything_runs():
+    with pytest.raises(GridError, match=r"grids.tokenization.encodings\[1\]: unknown encoding 'cl200k_base'"):
+        tokenization_inputs(dataclasses.replace(GRID, encodings=("cl100k_base", "cl200k_base")))
+
+
+def test_the_loaded_encodings_are_not_part_of_the_cache_key(inputs):
+    from generator.cache import result_key
+
+    assert inputs.encodings and inputs.chatml is not None
+    bare = dataclasses.replace(inputs, encodings={}, chatml=None)
+    assert result_key(sims.simulate, bare) == result_key(sims.simulate, inputs)
+    other = dataclasses.replace(inputs, data_sha256={**inputs.data_sha256, "r50k_base": {"x": "0"}})
+    assert result_key(sims.simulate, other) != result_key(sims.simulate, inputs)
 
 
 @pytest.mark.parametrize("change,message", [

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from generator.sims import tools as tl
-from generator.sims.encodings import get_encoding
+from generator.encodings import get_encoding
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -160,7 +160,7 @@ def test_search_returns_the_best_ranked_chunks_of_the_index(rag_inputs):
     grid = rag_inputs.grid
     from generator.sims import retrieval as rt
 
-    index = rt.build_index(docs, rt.tokenize(docs), grid.view_chunk_size, grid.view_overlap, grid.svd_rank)
+    index = rt.build_index(docs, rt.tokenize(docs, get_encoding("cl100k_base")), grid.view_chunk_size, grid.view_overlap, grid.svd_rank)
     found = tl.search(index, grid, "hybrid", "min-p which tokens survive", 2)
     scores = rt.score(index, ["min-p which tokens survive"], grid, np.random.default_rng(0))
     best = rt.ranking(scores[rt.METHODS.index("hybrid")])[0][:2]

@@ -169,7 +169,7 @@ def _tiktoken(name: str):
         raise EncodingDataError(
             f"{name}: tiktoken {tiktoken.__version__} is installed, but this site's encodings are "
             f"verified for tiktoken=={TIKTOKEN_VERSION}: install that version (requirements.txt) "
-            "or update TIKTOKEN_VERSION and EXPECTED_SHA256 in generator/sims/encodings.py")
+            "or update TIKTOKEN_VERSION and EXPECTED_SHA256 in generator/encodings.py")
     return tiktoken
 
 
