@@ -23,9 +23,11 @@ class Visit:
                         or urlparse(u).netloc == local.netloc and local.scheme.startswith("http"))]
 
 
-def open_page(browser, base: str, path: str, *, color_scheme: str = "light") -> Visit:
+def open_page(browser, base: str, path: str, *, color_scheme: str = "light",
+              viewport: dict | None = None) -> Visit:
     """Open base/path in a fresh context; wait until every chart on it has been drawn."""
-    context = browser.new_context(color_scheme=color_scheme, viewport={"width": 1280, "height": 900})
+    context = browser.new_context(color_scheme=color_scheme,
+                                  viewport=viewport or {"width": 1280, "height": 900})
     page = context.new_page()
     visit = Visit(page=page, base=base)
     page.on("request", lambda r: visit.requests.append(r.url))
