@@ -10,7 +10,7 @@ from generator.charts import pretraining as charts
 from generator.charts.common import visible_token
 from generator.grids import PretrainingGrid
 from generator.sims import pretraining as sims
-from tests.charts.specs import inline_data, params
+from tests.charts.specs import inline_data, params, slider_grid
 
 GRID = PretrainingGrid(n_layers=(1, 2), n_heads=(1, 2), n_embd=16, n_ctx=32, batch_size=4, steps=20,
                        warmup_steps=5, eval_every=10, checkpoints=(0, 10, 20), train_stories=100,
@@ -69,7 +69,8 @@ def test_samples_chart_shows_each_checkpoints_stories_whole():
         stories = " ".join(lines[1:]).split("story ")[1:]
         assert [s.split(": ", 1)[1].strip() for s in stories] == [t or "(empty)" for t in texts]
     slider = params(SPECS["samples"])["step"]
-    assert (slider["bind"]["min"], slider["bind"]["max"], slider["bind"]["step"]) == (0, 20, 1)
+    assert slider_grid(SPECS["samples"], "step") == list(GRID.checkpoints)  # one position per checkpoint
+    assert (slider["bind"]["min"], slider["bind"]["max"], slider["bind"]["step"]) == (0, len(GRID.checkpoints) - 1, 1)
 
 
 def test_model_logits_carry_the_companion_probabilities():
