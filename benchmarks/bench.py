@@ -94,7 +94,7 @@ def row(name: str, value: float, budget: float | None, unit: str) -> tuple[str, 
 def encodings_time(cache_dir: Path) -> float:
     """Seconds to verify and load every encoding the site uses, in a fresh process."""
     code = ("import time; t = time.perf_counter();"
-            "from generator.sims.encodings import ENCODINGS, get_encoding;"
+            "from generator.encodings import ENCODINGS, get_encoding;"
             "[get_encoding(n) for n in ENCODINGS]; print(time.perf_counter() - t)")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                           env={**os.environ, "EXPLORABLES_CACHE_DIR": str(cache_dir)})

@@ -1,52 +1,262 @@
-// Renders every chart on the page from the Vega-Lite spec embedded in it, and re-renders them
-// when the reader switches between the light and dark palette, keeping each slider's value.
-// Specs are embedded (not fetched) because fetch() of local files fails on file:// pages.
+// Draws every chart on the page from the Vega-Lite spec embedded in it (fetch() of local files
+// fails on file:// pages), when the chart comes near the viewport. Keeps each chart usable
+// without a mouse or a screen: controls named and grouped, the current setting announced, the
+// actions menu named and closed by Escape. Every control's value lives in the URL fragment
+// (#chart.param=value&…), so a link reproduces what its sender saw; switching the light/dark
+// palette redraws the charts with the theme's colours and keeps their settings.
 (function () {
   "use strict";
 
-  const charts = new Map(); // element -> {result, spec}
-  const EMBED_OPTIONS = {
-    renderer: "svg", // SVG marks carry aria-labels a screen reader can reach
-    actions: { export: true, source: false, compiled: false, editor: false },
-  };
+  const charts = new Map(); // element -> {result, spec, controls}
+  const pending = new Map(); // element -> promise of its current drawing
+  const NEAR = "600px 0px"; // start drawing a chart this far below (or above) the viewport
 
   function isDark() {
     return document.body.getAttribute("data-md-color-scheme") === "slate";
   }
 
-  function boundParams(spec) {
-    const names = [];
+  // ------------------------------------------------------------------------------------------
+  // Theme: chart text and guides take the page's own colours, read from Material's variables.
+
+  function themeConfig() {
+    const css = getComputedStyle(document.body);
+    const fg = css.getPropertyValue("--md-default-fg-color").trim() || (isDark() ? "#e2e4e9" : "#000000de");
+    const light = css.getPropertyValue("--md-default-fg-color--light").trim() || fg;
+    const faint = css.getPropertyValue("--md-default-fg-color--lightest").trim() || "#8884";
+    return {
+      background: null,
+      text: { color: fg },
+      title: { color: fg, subtitleColor: fg },
+      axis: { labelColor: fg, titleColor: fg, domainColor: light, tickColor: light, gridColor: faint },
+      legend: { labelColor: fg, titleColor: fg },
+      header: { labelColor: fg, titleColor: fg },
+      style: { "guide-label": { fill: fg }, "guide-title": { fill: fg }, "group-title": { fill: fg } },
+    };
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Controls: every bound param of a spec, what values it accepts, how it reads aloud.
+
+  // A grid slider's param is an index into the grid; the grid itself is the array literal that
+  // indexes it in the spec's expressions (generator/charts/common.py writes `[v0,v1,…][name]`).
+  const GRID = /\[(-?[\d.e+-]+(?:,-?[\d.e+-]+)*)\]\[([A-Za-z_]\w*)\]/g;
+
+  function controlsOf(spec) {
+    const controls = new Map(); // param name -> {name, label, bind, grid}
     (function walk(node) {
       if (Array.isArray(node)) return node.forEach(walk);
       if (!node || typeof node !== "object") return;
-      (node.params || []).forEach((p) => { if (p.bind && !names.includes(p.name)) names.push(p.name); });
-      ["vconcat", "hconcat", "concat", "layer"].forEach((k) => walk(node[k]));
-      if (node.spec) walk(node.spec);
+      (node.params || []).forEach((p) => {
+        if (p.bind && p.bind.input && !controls.has(p.name)) {
+          controls.set(p.name, { name: p.name, label: (p.bind.name || p.name).trim(), bind: p.bind, grid: null });
+        }
+      });
+      Object.values(node).forEach((v) => { if (v && typeof v === "object") walk(v); });
     })(spec);
-    return names;
+    const text = JSON.stringify(spec);
+    for (const m of text.matchAll(GRID)) {
+      const c = controls.get(m[2]);
+      if (c && c.bind.input === "range") c.grid = m[1].split(",").map(Number);
+    }
+    return controls;
+  }
+
+  function shown(control, value) {
+    if (control.grid) return String(control.grid[value]);
+    const options = control.bind.options;
+    if (options && control.bind.labels) {
+      const i = options.findIndex((o) => String(o) === String(value));
+      if (i >= 0) return String(control.bind.labels[i]);
+    }
+    return String(value);
+  }
+
+  // The value a fragment entry stands for, or undefined if it is not one the control accepts.
+  function parse(control, raw) {
+    const bind = control.bind;
+    if (control.grid) {
+      const i = control.grid.findIndex((v) => String(v) === raw || v === Number(raw));
+      return i >= 0 ? i : undefined;
+    }
+    if (bind.options) return bind.options.find((o) => String(o) === raw);
+    if (bind.input === "range") {
+      const x = Number(raw);
+      if (raw === "" || !Number.isFinite(x) || x < bind.min || x > bind.max) return undefined;
+      const step = bind.step || 1;
+      const k = Math.round((x - bind.min) / step);
+      return Math.abs(bind.min + k * step - x) < 1e-9 * Math.max(1, Math.abs(x)) ? x : undefined;
+    }
+    if (bind.input === "checkbox") return raw === "true" ? true : raw === "false" ? false : undefined;
+    return undefined;
+  }
+
+  function serialise(control, value) {
+    return control.grid ? String(control.grid[value]) : String(value);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // The URL fragment: "#<chart>.<param>=<value>&…"; anything else in it is left alone.
+
+  function chartKey(el) {
+    const name = el.getAttribute("data-name") || "";
+    const page = (location.pathname.split("/").pop() || "").replace(/\.html$/, "");
+    return name.startsWith(page + "-") ? name.slice(page.length + 1) : name;
+  }
+
+  function readFragment() {
+    const entries = new Map();
+    const hash = decodeURIComponent(location.hash.slice(1));
+    if (!hash.includes("=")) return entries;
+    for (const part of hash.split("&")) {
+      const eq = part.indexOf("=");
+      if (eq > 0) entries.set(part.slice(0, eq), part.slice(eq + 1));
+    }
+    return entries;
+  }
+
+  function stateFromFragment(el, controls) {
+    const key = chartKey(el);
+    const state = {};
+    for (const [k, raw] of readFragment()) {
+      if (!k.startsWith(key + ".")) continue;
+      const control = controls.get(k.slice(key.length + 1));
+      const value = control && parse(control, raw);
+      if (value !== undefined) state[control.name] = value;
+    }
+    return state;
+  }
+
+  function writeFragment() {
+    const entries = readFragment();
+    for (const [el, entry] of charts) {
+      const key = chartKey(el);
+      for (const c of entry.controls.values()) {
+        entries.set(`${key}.${c.name}`, serialise(c, entry.result.view.signal(c.name)));
+      }
+    }
+    const hash = Array.from(entries, ([k, v]) => `${k}=${encodeURIComponent(v)}`).join("&");
+    try {
+      history.replaceState(history.state, "", "#" + hash);
+    } catch (err) {
+      // Some browsers refuse replaceState on file:// pages; the page still works without it.
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Drawing one chart
+
+  function title(el) {
+    const caption = el.closest("figure") && el.closest("figure").querySelector("figcaption");
+    return caption ? caption.firstChild.textContent.replace(/\.\s*$/, "").trim() : "chart";
+  }
+
+  function settingText(entry) {
+    return Array.from(entry.controls.values())
+      .map((c) => `${c.label} ${shown(c, entry.result.view.signal(c.name))}`).join(", ");
+  }
+
+  // The chart's name carries its setting; on a change, the figure's live region says it too.
+  function announce(el, entry, speak) {
+    const status = el.parentElement.querySelector(".explorable-status");
+    const setting = settingText(entry);
+    if (speak && status && setting) status.textContent = `${title(el)}: ${setting}`;
+    const svg = el.querySelector("svg.marks, canvas.marks");
+    if (svg) {
+      const description = entry.spec.description || title(el);
+      svg.setAttribute("aria-label", setting ? `${description} Showing ${setting}.` : description);
+    }
+  }
+
+  function syncInputs(el, entry) {
+    for (const c of entry.controls.values()) {
+      el.querySelectorAll(`.vega-bind [name="${c.name}"]`).forEach((input) => {
+        const value = input === document.activeElement && c.grid ? Number(input.value) : entry.result.view.signal(c.name);
+        if (input.type === "radio") input.checked = String(value) === input.value;
+        else if (String(input.value) !== String(value)) input.value = value;
+        if (c.grid) {
+          input.setAttribute("aria-valuetext", shown(c, value));
+          const label = input.parentElement.querySelector(".vega-bind-value");
+          if (label) label.textContent = shown(c, value);
+        }
+      });
+    }
+  }
+
+  // Radio groups become named radiogroups; the actions menu gets a name and closes on Escape.
+  function label(el, entry) {
+    el.querySelectorAll(".vega-bind").forEach((bind) => {
+      const radios = bind.querySelector(".vega-bind-radio");
+      const name = bind.querySelector(".vega-bind-name");
+      if (radios && name) {
+        radios.setAttribute("role", "radiogroup");
+        radios.setAttribute("aria-label", name.textContent.trim());
+      }
+    });
+    el.querySelectorAll(".vega-bind input[type=range]").forEach((input) => {
+      const c = entry.controls.get(input.getAttribute("name"));
+      if (c && c.grid) {
+        input.setAttribute("data-grid", JSON.stringify(c.grid));
+        // vega writes the raw index into the span after the input; show the grid value instead.
+        const raw = input.nextElementSibling;
+        if (raw && raw.tagName === "SPAN") raw.hidden = true;
+        const value = document.createElement("span");
+        value.className = "vega-bind-value";
+        value.setAttribute("aria-hidden", "true"); // the input's aria-valuetext says it
+        input.after(value);
+        // After vega's own listener, which writes the raw index into the label.
+        input.addEventListener("input", () => syncInputs(el, entry));
+      }
+    });
+    const details = el.querySelector(".vega-embed details");
+    if (details) {
+      const summary = details.querySelector("summary");
+      summary.setAttribute("aria-label", `Download options for the chart \u201c${title(el)}\u201d`);
+      details.removeAttribute("title");
+      details.addEventListener("keydown", (event) => {
+        if (event.key === "Escape" && details.open) {
+          details.open = false;
+          summary.focus();
+          event.stopPropagation();
+        }
+      });
+    }
+  }
+
+  // A mark that draws nothing (a filter left it empty) would be announced as an unnamed graphic.
+  function hideEmptyMarks(el) {
+    el.querySelectorAll("svg [role=graphics-symbol]:not([aria-label])").forEach((g) => {
+      if (!g.querySelector("[aria-label]")) g.setAttribute("aria-hidden", "true");
+    });
   }
 
   async function render(el, state) {
     const spec = JSON.parse(el.getAttribute("data-spec"));
+    const controls = controlsOf(spec);
     const previous = charts.get(el);
     if (previous) previous.result.finalize();
-    const options = Object.assign({}, EMBED_OPTIONS, isDark() ? { theme: "dark" } : {});
-    const result = await window.vegaEmbed(el, spec, options);
-    if (state) {
+    const result = await window.vegaEmbed(el, spec, {
+      renderer: el.getAttribute("data-renderer") || "svg",
+      actions: { export: true, source: false, compiled: false, editor: false },
+      config: themeConfig(),
+    });
+    const entry = { result, spec, controls };
+    if (state && Object.keys(state).length) {
       for (const [name, value] of Object.entries(state)) result.view.signal(name, value);
       await result.view.runAsync();
-      // Keep the bound inputs showing the restored values.
-      el.querySelectorAll(".vega-bind input, .vega-bind select").forEach((input) => {
-        const name = input.getAttribute("name");
-        if (name in state) {
-          if (input.type === "radio") input.checked = String(state[name]) === input.value;
-          else input.value = state[name];
-          const label = input.parentElement && input.parentElement.querySelector(".vega-bind-value");
-          if (label) label.textContent = state[name];
-        }
+    }
+    charts.set(el, entry);
+    label(el, entry);
+    syncInputs(el, entry);
+    announce(el, entry, false);
+    hideEmptyMarks(el);
+    for (const c of controls.values()) {
+      result.view.addSignalListener(c.name, () => {
+        syncInputs(el, entry);
+        announce(el, entry, true);
+        writeFragment();
+        result.view.runAfter(() => hideEmptyMarks(el));
       });
     }
-    charts.set(el, { result, spec });
     el.setAttribute("data-rendered", isDark() ? "dark" : "light");
     return result;
   }
@@ -55,27 +265,73 @@
     const entry = charts.get(el);
     if (!entry) return null;
     const state = {};
-    for (const name of boundParams(entry.spec)) state[name] = entry.result.view.signal(name);
+    for (const name of entry.controls.keys()) state[name] = entry.result.view.signal(name);
     return state;
   }
 
-  async function renderAll(keepState) {
-    const elements = Array.from(document.querySelectorAll(".explorable-chart[data-spec]"));
-    await Promise.all(elements.map((el) => render(el, keepState ? snapshot(el) : null).catch((err) => {
+  function draw(el, keepState) {
+    const previous = pending.get(el) || Promise.resolve();
+    const next = previous.then(() => {
+      const state = keepState ? snapshot(el) : stateFromFragment(el, controlsOf(JSON.parse(el.getAttribute("data-spec"))));
+      return render(el, state);
+    }).catch((err) => {
       el.textContent = "This chart could not be drawn: " + err.message + ". Its data table follows.";
       el.setAttribute("data-rendered", "error");
       console.error(err);
-    })));
+    });
+    pending.set(el, next);
+    return next;
   }
+
+  // ------------------------------------------------------------------------------------------
+  // The page
+
+  function elements() {
+    return Array.from(document.querySelectorAll(".explorable-chart[data-spec]"));
+  }
+
+  function drawAll() {
+    observer && observer.disconnect();
+    elements().forEach((el) => { if (!pending.has(el)) draw(el, false); });
+    return settled();
+  }
+
+  function settled() {
+    return Promise.all(Array.from(pending.values())).then(() => undefined);
+  }
+
+  let observer = null;
 
   function start() {
     if (!window.vegaEmbed) {
       console.error("vega bundle missing: charts cannot be drawn");
       return;
     }
-    window.explorables = { charts, ready: renderAll(false) };
-    new MutationObserver(() => { window.explorables.ready = renderAll(true); })
-      .observe(document.body, { attributes: true, attributeFilter: ["data-md-color-scheme"] });
+    const search = document.querySelector(".md-search[role=dialog]");
+    if (search && !search.hasAttribute("aria-label")) search.setAttribute("aria-label", "Search");
+    // A link into a chart draws every chart at once, so the page does not jump while it loads.
+    const eager = !("IntersectionObserver" in window);
+    window.explorables = {
+      charts,
+      drawAll,
+      get ready() { return settled(); },
+    };
+    if (eager) {
+      drawAll();
+    } else {
+      observer = new IntersectionObserver((seen) => {
+        seen.forEach((e) => {
+          if (e.isIntersecting && !pending.has(e.target)) {
+            observer.unobserve(e.target);
+            draw(e.target, false);
+          }
+        });
+      }, { rootMargin: NEAR });
+      elements().forEach((el) => observer.observe(el));
+    }
+    new MutationObserver(() => {
+      Array.from(charts.keys()).forEach((el) => draw(el, true));
+    }).observe(document.body, { attributes: true, attributeFilter: ["data-md-color-scheme"] });
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);

@@ -1,8 +1,10 @@
 """What every chart shares: the site theme, matrix-to-rows, number rounding, grid sliders.
 
 The theme sets only what must hold in both light and dark mode (transparent background, the
-site's fonts, colour-blind-safe palettes); text and axis colours come from vega-embed's theme,
-which the page's loader switches with the reader's colour scheme.
+site's fonts, colour-blind-safe palettes); text and axis colours come from the page's loader,
+which reads them from the site's light or dark palette. Dense marks (a heatmap's thousands of
+cells) are kept out of the accessibility tree with `aria=False`: each chart's description names
+what it shows, and its data table is the accessible view of its numbers.
 """
 
 from __future__ import annotations
@@ -77,28 +79,41 @@ def _plain(v: Any) -> Any:
     return v
 
 
-def grid_slider(name: str, values: Iterable[float], label: str, *, step: float,
+def grid_slider(name: str, values: Iterable[float], label: str, *, step: float | None = None,
                 start: float = 1.0) -> alt.Parameter:
-    """A slider param spanning a grid's range, starting at the grid value nearest `start`."""
-    values = [v.item() if hasattr(v, "item") else v for v in values]
-    return alt.param(
-        name=name, value=min(values, key=lambda v: abs(v - start)),
-        bind=alt.binding_range(min=min(values), max=max(values), step=step, name=label),
+    """A slider over a grid's positions, starting at the grid value nearest `start`.
+
+    The param holds an index into the grid, so one key press moves to the next grid value;
+    `nearest` turns it into the value, as the expression ``[v0, v1, …][name]``, which is also
+    where the page's loader reads the grid to label the slider with the value drawn. `step` is
+    accepted for callers written for a value slider; the grid decides the steps.
+    """
+    values = [sig(v.item() if hasattr(v, "item") else v) for v in values]
+    param = alt.param(
+        name=name, value=min(range(len(values)), key=lambda i: abs(values[i] - start)),
+        bind=alt.binding_range(min=0, max=len(values) - 1, step=1, name=label),
     )
+    param.grid = values  # read by grid_value; not part of the spec
+    return param
 
 
 def nearest(chart: alt.Chart, param: alt.Parameter, field: str, *, log: bool = False) -> alt.Chart:
-    """Keep the rows whose `field` is the grid value nearest the param (in log space if `log`).
+    """Keep the rows whose `field` is the grid value nearest the slider's (in log space if `log`).
 
-    The slider moves in fixed steps; this maps every slider position onto exact precomputed
-    grid values, so an uneven grid (denser where things change fast) still works.
+    The rows hold rounded grid values; taking the nearest maps the slider's exact grid value
+    onto them, so an uneven grid (denser where things change fast) still works.
     """
-    name = param.name
-    distance = (f"abs(log(datum['{field}']) - log({name}))" if log
-                else f"abs(datum['{field}'] - {name})")
+    value = grid_value(param)
+    distance = (f"abs(log(datum['{field}']) - log({value}))" if log
+                else f"abs(datum['{field}'] - {value})")
     return (chart.transform_calculate(_distance=distance)
             .transform_joinaggregate(_nearest="min(_distance)")
             .transform_filter("datum._distance == datum._nearest"))
+
+
+def grid_value(param: alt.Parameter) -> str:
+    """The Vega expression for a grid slider's current grid value."""
+    return f"[{','.join(repr(v) for v in param.grid)}][{param.name}]"
 
 
 def visible_token(token: str) -> str:

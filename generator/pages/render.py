@@ -99,6 +99,8 @@ def render_page(content_dir: Path, source: str, figures: Mapping[str, Any] | Non
         placed.append(name)
         figure = figures[name]
         spec = figure if isinstance(figure, dict) else figure.to_dict()
+        if "description" not in spec:
+            spec = {**spec, "description": describe(spec)}
         spec_json = json.dumps(spec, separators=(",", ":"), ensure_ascii=False)
         slug = PurePosixPath(source).stem
         spec_path = f"{SPEC_DIR}/{slug}/{name}.vl.json"
@@ -158,10 +160,42 @@ def embed(name: str, spec: dict, spec_json: str, href: str, caption: str = "") -
         f"{html.escape(title)}. " + (html.escape(caption) + " " if caption else ""),
         f'<a class="explorable-download" href="{html.escape(href)}" download>'
         "Download this chart\u2019s Vega-Lite spec (JSON)</a></figcaption>",
+        # Announces the chart's setting each time a control changes it.
+        '<p class="explorable-status md-visually-hidden" aria-live="polite"></p>',
         f'<details class="explorable-table"><summary>Data table</summary>{tables}</details>',
         "</figure>",
     ]
     return Markup("".join(parts))
+
+
+def describe(spec: dict) -> str:
+    """A chart's accessible name: its title, its kind of marks and what its axes show."""
+    marks: list[str] = []
+    axes: dict[str, str] = {}
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            mark = node.get("mark")
+            kind = mark.get("type") if isinstance(mark, dict) else mark
+            if kind and kind not in marks and kind not in ("rule", "tick"):
+                marks.append(kind)
+            encoding = node.get("encoding")
+            for channel, enc in (encoding.items() if isinstance(encoding, dict) else ()):
+                if channel in ("x", "y") and isinstance(enc, dict) and channel not in axes:
+                    name = enc.get("title") or enc.get("field")
+                    if isinstance(name, str) and name and not name.startswith("_"):
+                        axes[channel] = name
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(spec)
+    title = _title(spec) or "Chart"
+    kind = " and ".join({"rect": "cell", "point": "point", "text": "text"}.get(m, m) for m in marks) or "data"
+    against = " against ".join(axes[c] for c in ("y", "x") if c in axes)
+    return f"{title}: a {kind} chart" + (f" of {against}." if against else ".")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -295,7 +329,9 @@ def _table_html(rows: list[dict], caption: str) -> str:
         "<tr>" + "".join(f"<td>{html.escape(_cell(row.get(c)))}</td>" for c in columns) + "</tr>"
         for row in rows
     )
-    return (f"<table><caption>{html.escape(caption)}</caption><thead><tr>{head}</tr></thead>"
+    # A class of its own: Material styles only class-less tables and adds class="" to a focused
+    # one, which would change the layout as a reader tabs in. tabindex lets a keyboard scroll it.
+    return (f'<table class="explorable-data" tabindex="0"><caption>{html.escape(caption)}</caption><thead><tr>{head}</tr></thead>'
             f"<tbody>{body}</tbody></table>")
 
 

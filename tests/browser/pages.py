@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
@@ -21,9 +23,11 @@ class Visit:
                         or urlparse(u).netloc == local.netloc and local.scheme.startswith("http"))]
 
 
-def open_page(browser, base: str, path: str, *, color_scheme: str = "light") -> Visit:
+def open_page(browser, base: str, path: str, *, color_scheme: str = "light",
+              viewport: dict | None = None) -> Visit:
     """Open base/path in a fresh context; wait until every chart on it has been drawn."""
-    context = browser.new_context(color_scheme=color_scheme, viewport={"width": 1280, "height": 900})
+    context = browser.new_context(color_scheme=color_scheme,
+                                  viewport=viewport or {"width": 1280, "height": 900})
     page = context.new_page()
     visit = Visit(page=page, base=base)
     page.on("request", lambda r: visit.requests.append(r.url))
@@ -35,7 +39,9 @@ def open_page(browser, base: str, path: str, *, color_scheme: str = "light") -> 
 
 
 def wait_for_charts(page, timeout: float = 20_000) -> None:
-    """Wait until every chart element has been drawn (or has failed)."""
+    """Draw every chart now (the page draws them as they near the viewport) and wait for all."""
+    page.wait_for_function("() => window.explorables", timeout=timeout)
+    page.evaluate("() => window.explorables.drawAll()")
     page.wait_for_function(
         """() => window.explorables && Array.from(document.querySelectorAll('.explorable-chart'))
                  .every(el => el.hasAttribute('data-rendered'))""", timeout=timeout)
@@ -43,6 +49,14 @@ def wait_for_charts(page, timeout: float = 20_000) -> None:
 
 
 def move_slider(slider, value) -> None:
-    """Set a range input as a drag would: its value, then the input event Vega listens for."""
+    """Set a range input as a drag would: its value, then the input event Vega listens for.
+
+    A slider over a grid (its positions are grid indices) is moved to the position of the grid
+    value nearest `value`, in log space when the grid is positive (as the charts pick it)."""
+    grid = slider.get_attribute("data-grid")
+    if grid:
+        values = json.loads(grid)
+        scale = math.log if min(values) > 0 and float(value) > 0 else float
+        value = min(range(len(values)), key=lambda i: abs(scale(values[i]) - scale(float(value))))
     slider.fill(str(value))
     slider.dispatch_event("input")

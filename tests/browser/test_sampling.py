@@ -52,10 +52,12 @@ def test_keyboard_moves_the_temperature_slider(browser, site):
     visit = open_page(browser, site.as_uri(), "sampling.html")
     page = visit.page
     slider = page.locator("#fig-sampling-temperature input[type=range]")
+    grid = json.loads(slider.get_attribute("data-grid"))  # one key press = one grid value
     slider.focus()
-    for _ in range(50):
+    for _ in range(grid.index(1.0) - grid.index(0.5)):
         page.keyboard.press("ArrowLeft")
-    assert float(slider.input_value()) == pytest.approx(0.5)
+    assert grid[int(slider.input_value())] == pytest.approx(0.5)
+    assert page.locator("#fig-sampling-temperature .vega-bind-value").inner_text() == "0.5"
     page.wait_for_function("""() => Array.from(document.querySelectorAll('#fig-sampling-temperature [aria-roledescription=bar]'))
               .some(e => (e.getAttribute('aria-label') || '').includes('temperature: 0.50000'))""")
     page.context.close()

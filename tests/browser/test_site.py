@@ -3,6 +3,8 @@ any other host, every chart drawn, dark mode followed, search working offline.""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.browser.pages import move_slider, open_page
@@ -47,8 +49,10 @@ def test_charts_follow_dark_mode_and_keep_their_controls(browser, site):
     page.evaluate("() => window.explorables.ready")
     signal = page.evaluate("""() => window.explorables.charts
         .get(document.querySelector('#fig-sampling-temperature .explorable-chart')).result.view.signal('T')""")
-    assert signal == pytest.approx(0.3)
-    assert slider.input_value() == "0.3"
+    grid = json.loads(slider.get_attribute("data-grid"))  # the slider steps through grid indices
+    assert grid[signal] == pytest.approx(0.3)
+    assert slider.input_value() == str(signal)
+    assert page.locator("#fig-sampling-temperature .vega-bind-value").inner_text() == "0.3"
     # the dark theme really is applied: axis labels are light on the dark page
     fill = page.eval_on_selector("#fig-sampling-temperature [aria-roledescription=axis] text", "e => e.getAttribute('fill')")
     assert fill and fill.lower() not in ("#000", "#000000", "black", "#888")

@@ -33,3 +33,13 @@ def tooltip_formats(spec: dict, field_prefix: str) -> list[str]:
     """The formats of tooltips/encodings on fields starting with field_prefix."""
     return [n["format"] for n in nodes(spec)
             if isinstance(n.get("field"), str) and n["field"].startswith(field_prefix) and "format" in n]
+
+
+def slider_grid(spec: dict, name: str) -> list[float]:
+    """The grid a grid slider indexes: the `[v0,v1,…][name]` literal in the spec's expressions."""
+    import json
+    import re
+
+    found = {m for m in re.findall(r"\[([-\d.e+,]+)\]\[" + re.escape(name) + r"\]", json.dumps(spec))}
+    assert len(found) == 1, found
+    return [float(v) for v in found.pop().split(",")]

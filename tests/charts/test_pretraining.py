@@ -11,7 +11,7 @@ import pytest
 from generator.charts import pretraining as charts
 from generator.sims import pretraining as sims
 from generator.sims.family import best_index
-from tests.charts.specs import inline_data, params
+from tests.charts.specs import inline_data, params, slider_grid
 from tests.helpers import TINY_FAMILY, close
 
 GRID = dataclasses.replace(TINY_FAMILY, checkpoints=(0, 10, 20))
@@ -72,7 +72,8 @@ def test_samples_chart_shows_each_checkpoints_stories_whole(res, specs):
         stories = " ".join(lines[1:]).split("story ")[1:]
         assert [s.split(": ", 1)[1].strip() for s in stories] == [t or "(empty)" for t in texts]
     slider = params(specs["samples"])["step"]
-    assert (slider["bind"]["min"], slider["bind"]["max"], slider["bind"]["step"]) == (0, 20, 1)
+    assert slider_grid(specs["samples"], "step") == list(GRID.checkpoints)  # one position per checkpoint
+    assert (slider["bind"]["min"], slider["bind"]["max"], slider["bind"]["step"]) == (0, len(GRID.checkpoints) - 1, 1)
 
 
 def test_facts_are_read_off_the_results(res):

@@ -12,7 +12,7 @@ from generator.charts.common import visible_token
 from generator.grids import SamplingGrid
 from generator.sims import sampling as sims
 from generator.sims.family import WithFamily
-from tests.charts.specs import inline_data, params, tooltip_formats
+from tests.charts.specs import inline_data, params, slider_grid, tooltip_formats
 from tests import helpers
 from tests.helpers import TINY_FAMILY
 
@@ -61,11 +61,11 @@ def test_entropy_panels_carry_the_entropy_and_effective_choices(res, specs):
 
 def test_temperature_slider_spans_the_grid_and_starts_at_one(specs, res):
     p = params(specs["temperature"])["T"]
-    assert p["bind"]["min"] == res.temperatures.min() and p["bind"]["max"] == res.temperatures.max()
-    assert p["value"] == 1.0
-    # every grid value is reachable with the slider's step
-    steps = (res.temperatures - p["bind"]["min"]) / p["bind"]["step"]
-    assert np.allclose(steps, np.round(steps))
+    grid = slider_grid(specs["temperature"], "T")
+    # one slider position per grid value, every grid value reachable
+    assert np.allclose(grid, res.temperatures)
+    assert (p["bind"]["min"], p["bind"]["max"], p["bind"]["step"]) == (0, len(grid) - 1, 1)
+    assert grid[p["value"]] == 1.0
 
 
 @pytest.mark.parametrize("which,label", [("top_k", "k"), ("top_p", "top-p"), ("min_p", "min-p")])
@@ -80,7 +80,8 @@ def test_samplers_carry_survivors_and_renormalised_probabilities(res, specs, tok
         assert close(r["probability after"], result.probs[g, i])
         assert close(r["probability before"], res.base_probs[i])
     bind = params(specs[which])[which]["bind"]
-    assert (bind["min"], bind["max"]) == (min(values), max(values))
+    assert slider_grid(specs[which], which) == pytest.approx(values)
+    assert (bind["min"], bind["max"], bind["step"]) == (0, len(values) - 1, 1)
 
 
 def test_samples_chart_carries_counts_and_exact_probabilities(specs, tokens, res):
