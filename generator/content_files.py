@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from generator.sims.ledger import ATTENTION_KINDS, FAMILIES, Experts, Latent, Model, WithLedger
+from generator.sims.ledger import ATTENTION_KINDS, FAMILIES, Experts, Latent, Model, WithLedger, weight_bytes
 from generator.sims.tokenization import TokenizationInputs
 from generator.validation import GridError, bounded, check_scalar, text
 
@@ -99,6 +99,16 @@ def ledger_inputs(grids, name: str, content_dir: Path) -> WithLedger:
     names = [m.name for m in models]
     if len(set(names)) != len(names):
         raise GridError(f"{where}: a model is listed twice in content/{grid.models}")
+    example = getattr(grid, "example_model", None)
+    if example is not None and example not in names:
+        raise GridError(f"grids.{name}.example_model: {example!r} is not one of the models in "
+                        f"content/{grid.models} ({', '.join(names)})")
+    memory = getattr(grid, "gpu_memory_gb", None)
+    if example is not None and memory is not None:
+        chosen = models[names.index(example)]
+        if weight_bytes(chosen) >= memory * 1e9:
+            raise GridError(f"grids.{name}.example_model: {example}'s bf16 weights do not fit the "
+                            f"{memory} GB of grids.{name}.gpu_memory_gb")
     return WithLedger(grid=grid, family=grids.pretraining, models=models)
 
 

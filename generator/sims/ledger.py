@@ -258,6 +258,14 @@ def kv_values_per_token(m: Model) -> int:
     return 2 * m.n_layer * m.n_kv_head * m.d_head
 
 
+def mha_kv_values_per_token(m: Model) -> int:
+    """Numbers per token if every query head cached its own full key and value (MLA: nope + rope, v)."""
+    if m.attention == "mla":
+        a = m.latent
+        return m.n_layer * m.n_head * (a.nope_dim + a.rope_dim + a.v_dim)
+    return 2 * m.n_layer * m.n_head * m.d_head
+
+
 def kv_bytes_per_token(m: Model, precision: str = "bf16") -> float:
     """Cache bytes each token adds. Example: Llama 2 7B in bf16 -> 524288 (2 x 32 x 32 x 128 x 2)"""
     return kv_values_per_token(m) * BYTES_PER_VALUE[precision]
