@@ -22,7 +22,7 @@ BAD = [
     ({"sampling": {"candidates": [["a", 1.0e308], ["b", -1.0e308]]}}, "grids.sampling.candidates[0][1]"),
     ({"sampling": {"candidates": [["a", 1.0], ["\ud800", 0.0]]}}, "grids.sampling.candidates[1][0]"),
     ({"sampling": {"temperatures": [0.01 * i for i in range(1, 100_001)]}}, "at most 64 items"),
-    ({"kvcache": {"seq_lengths": list(range(1, 100_001))}}, "grids.kvcache.seq_lengths"),
+    ({"kvcache": {"roofline_batches": list(range(1, 100_001))}}, "grids.kvcache.roofline_batches"),
     ({"tokenization": {"seq_lengths": [8, 12, 16]}}, "grids.tokenization.seq_lengths[1]"),
     ({"tokenization": {"examples": [["lone", "a\ud800b"]]}}, "grids.tokenization.examples[0][1]"),
     ({"sampling": {"prompt": "\udfff"}}, "grids.sampling.prompt"),
