@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from generator.sims.alignment import fitting_stories
-from generator.sims.block import SMALL, XL
 from generator.sims.ledger import BYTES_PER_VALUE
 from generator.sims.stories import END, World, corpus, next_token_probs
 from generator.sims.train import fitting_starts
@@ -239,33 +238,38 @@ class AttentionGrid:
 
 @dataclass(frozen=True)
 class BlockGrid:
-    """Inside a transformer block: one trained model's residual stream, read after every
-    sub-layer, and parameter counts of larger models. The model is the pretraining family's."""
+    """Inside a transformer block: one token through one block of a trained model, its residual
+    stream after every sub-layer, and the published models' parameters and FLOPs. The model is
+    the pretraining family's."""
 
     prompt: str = field(
         default="once upon a time , there was a kind girl named Mia . one day , Mia went to the park .",
         metadata=text(400))
     n_layer: int = field(default=4, metadata=bounded(1, 12))
     n_head: int = field(default=4, metadata=bounded(1, 16))
-    # (name, n_layer, n_embd, n_vocab, n_ctx) of GPT-2-style models whose parameters are counted.
-    larger_models: tuple[tuple[str, int, int, int, int], ...] = field(
-        default=(("GPT-2 small", 12, 768, 50257, 1024), ("GPT-2 XL", 48, 1600, 50257, 1024),
-                 ("32 layers, 4096 wide", 32, 4096, 50257, 4096)),
-        metadata={"min_items": 1, "max_items": 6, "unique_first": True})
+    # One token's vector followed through one block: the block (1-based) and the token's
+    # position in the prompt (0 is END).
+    step_layer: int = field(default=1, metadata=bounded(1, 12))
+    step_position: int = field(default=17, metadata=bounded(0, 64))
+    # The published models counted (content/models.json) and the one GPT-2's block is turned
+    # into, change by change.
+    models: str = field(default="models.json", metadata=content_file())
+    example_model: str = field(default="Llama 3.1 8B", metadata=text(80))
+    # One generated token's FLOPs are counted with this many tokens of context (at most each
+    # model's own).
+    depth_tokens: int = field(default=4096, metadata=bounded(1, 10_000_000))
 
     def __post_init__(self) -> None:
         validate(self, "grids.block")
         if len(self.prompt.split()) > 31:
             raise GridError(f"grids.block.prompt: {len(self.prompt.split())} words; at most 31 "
                             "keep the charts readable")
-        for i, (_, *sizes) in enumerate(self.larger_models):
-            if min(sizes) < 1:
-                raise GridError(f"grids.block.larger_models[{i}]: sizes must be positive, got {sizes}")
-        names = [name for name, *_ in self.larger_models]
-        for name in (SMALL, XL):
-            if name not in names:
-                raise GridError(f"grids.block.larger_models: the prose compares with {name!r}; keep a "
-                                f"model with that name (have: {', '.join(names)})")
+        if self.step_layer > self.n_layer:
+            raise GridError(f"grids.block.step_layer: {self.step_layer} is past the model's "
+                            f"{self.n_layer} layers")
+        if self.step_position >= len(self.prompt.split()) + 1:
+            raise GridError(f"grids.block.step_position: {self.step_position} is past the prompt's "
+                            f"{len(self.prompt.split()) + 1} tokens (END and its words)")
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,11 @@
 """The ledger of real models: parameters, FLOPs and KV-cache memory of published configurations.
 
 Counted: every weight tensor of each model from its released configuration (content/models.json),
-one function per architecture family: GPT-2 (LayerNorm with biases, GELU MLP of width 4d, learned
-positions, tied unembedding); Falcon (GPT-2's parts without biases, one LayerNorm read by attention
-and MLP in parallel, multi-query attention, rotary positions); Llama-style (RMSNorm, SwiGLU MLP,
-grouped-query attention, rotary positions, no biases, untied unembedding; Mistral too); mixture of
+one function per block layout: the sequential block of GPT-2 (LayerNorm with biases, GELU MLP of
+width 4d, learned positions, tied unembedding) and of Llama-style models (RMSNorm, SwiGLU MLP,
+grouped-query attention, rotary positions, no biases, untied unembedding; Mistral too), whose
+differences are all in the config; Falcon (one LayerNorm read by attention and MLP in parallel,
+multi-query attention, rotary positions, no linear biases, tied); mixture of
 experts (Mixtral: the Llama block with a router and n experts, k of them active per token); and
 multi-head latent attention (DeepSeek-V3: low-rank query and key/value projections, a decoupled
 RoPE key, dense MLPs in the first layers and shared plus routed experts after). KV-cache bytes per
@@ -21,7 +22,7 @@ blocks of real servers, the per-group scales of quantised weights, multi-token-p
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 # Bytes one stored number takes in each precision weights or a cache are commonly kept in.
@@ -29,6 +30,8 @@ BYTES_PER_VALUE = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "int8": 1.0, "int4": 0
 
 FAMILIES = ("gpt2", "falcon", "llama", "moe", "mla")
 ATTENTION_KINDS = ("mha", "gqa", "mqa", "mla", "sliding")
+# Where a parameter sits: the input lookups, a block's attention, MLP or norms, or the output head
+# (the final norm and an untied unembedding matrix).
 PARTS = ("embeddings", "attention", "MLP", "norms", "unembedding")
 
 
@@ -136,7 +139,8 @@ def embedding_tensors(m: Model) -> list[Tensor]:
         out.append(Tensor("embed_positions", "embeddings", (m.context, m.d_model), 1, 1, False))
     if not m.tied:
         out.append(Tensor("lm_head", "unembedding", (m.d_model, m.vocab), 1, 1, True))
-    return out + norm_tensors(m, "final_norm", m.d_model, 1)
+    head = norm_tensors(m, "final_norm", m.d_model, 1)  # part of the output head, not of a block
+    return out + [replace(t, part="unembedding") for t in head]
 
 
 def attention_tensors(m: Model, layers: int) -> list[Tensor]:
@@ -178,11 +182,15 @@ def router_tensors(m: Model, layers: int) -> list[Tensor]:
     return out
 
 
-def gpt2_tensors(m: Model) -> list[Tensor]:
-    """GPT-2: two LayerNorms per block, attention and a GELU MLP, with biases; tied, learned positions."""
+def block_tensors(m: Model) -> list[Tensor]:
+    """GPT-2 and Llama-style models: a norm before attention and a norm before the MLP in each block.
+
+    What differs between them is in the config, read by the parts: LayerNorm or RMSNorm, biases
+    or none, learned or rotary positions, a GELU or SwiGLU MLP, KV heads, a tied unembedding.
+    """
     L = m.n_layer
-    return [*embedding_tensors(m), *norm_tensors(m, "ln_1", m.d_model, L), *attention_tensors(m, L),
-            *norm_tensors(m, "ln_2", m.d_model, L), *mlp_tensors(m, "mlp", m.d_ff, L)]
+    return [*embedding_tensors(m), *norm_tensors(m, "attn_norm", m.d_model, L), *attention_tensors(m, L),
+            *norm_tensors(m, "mlp_norm", m.d_model, L), *mlp_tensors(m, "mlp", m.d_ff, L)]
 
 
 def falcon_tensors(m: Model) -> list[Tensor]:
@@ -190,13 +198,6 @@ def falcon_tensors(m: Model) -> list[Tensor]:
     L = m.n_layer
     return [*embedding_tensors(m), *norm_tensors(m, "input_norm", m.d_model, L),
             *attention_tensors(m, L), *mlp_tensors(m, "mlp", m.d_ff, L)]
-
-
-def llama_tensors(m: Model) -> list[Tensor]:
-    """Llama-style: RMSNorm before attention and before a SwiGLU MLP; GQA; untied."""
-    L = m.n_layer
-    return [*embedding_tensors(m), *norm_tensors(m, "attn_norm", m.d_model, L), *attention_tensors(m, L),
-            *norm_tensors(m, "mlp_norm", m.d_model, L), *mlp_tensors(m, "mlp", m.d_ff, L)]
 
 
 def moe_tensors(m: Model) -> list[Tensor]:
@@ -220,7 +221,7 @@ def mla_tensors(m: Model) -> list[Tensor]:
 
 
 COUNTERS: dict[str, Callable[[Model], list[Tensor]]] = {
-    "gpt2": gpt2_tensors, "falcon": falcon_tensors, "llama": llama_tensors, "moe": moe_tensors,
+    "gpt2": block_tensors, "falcon": falcon_tensors, "llama": block_tensors, "moe": moe_tensors,
     "mla": mla_tensors}
 
 
@@ -328,3 +329,31 @@ def prefill_flops(m: Model, n_tokens: int) -> float:
 def decode_bytes(m: Model, n_past: int, precision: str = "bf16", n_batch: int = 1) -> float:
     """Bytes one decode step reads: the weights a token uses (once for the batch) and every cache."""
     return read_params(m) * BYTES_PER_VALUE[precision] + kv_bytes(m, n_past + 1, precision, n_batch)
+
+
+# ---------------------------------------------------------------------------------------------
+# From GPT-2's block to a modern one, one change at a time
+
+
+def as_gpt2(m: Model) -> Model:
+    """The model's sizes in GPT-2's layout: LayerNorm, biases, learned positions, GELU MLP of 4d,
+    one KV head per query head, tied unembedding."""
+    return replace(m, name=f"{m.name} as GPT-2", family="gpt2", norm="layernorm", biases=True,
+                   positions="learned", mlp="gelu", d_ff=4 * m.d_model, n_kv_head=m.n_head,
+                   attention="mha", window=None, tied=True, experts=None, latent=None,
+                   published_params=None)
+
+
+def modernising_steps(m: Model) -> list[tuple[str, Model]]:
+    """GPT-2's layout at m's sizes, then each change toward m's own layout (a Llama-style model)."""
+    steps = [("GPT-2's block", as_gpt2(m))]
+    changes = [("RMSNorm instead of LayerNorm", {"norm": m.norm}),
+               ("no biases", {"biases": m.biases}),
+               ("RoPE instead of learned positions", {"positions": m.positions}),
+               ("SwiGLU MLP", {"mlp": m.mlp, "d_ff": m.d_ff}),
+               ("grouped-query attention", {"n_kv_head": m.n_kv_head, "attention": m.attention,
+                                            "window": m.window}),
+               ("untied unembedding", {"tied": m.tied})]
+    for label, change in changes:
+        steps.append((label, replace(steps[-1][1], **change)))
+    return steps

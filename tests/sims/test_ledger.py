@@ -81,7 +81,8 @@ def test_gpt2_count_equals_the_arrays_of_the_site_gpt():
     assert ledger.n_params(tiny) == array_params(params)
     parts = ledger.params_by_part(tiny)
     assert parts["embeddings"] == params["wte"].size + params["wpe"].size
-    assert parts["unembedding"] == 0  # tied
+    assert parts["unembedding"] == 2 * 24  # tied: only the final LayerNorm is the head's own
+    assert parts["norms"] == 3 * 2 * 2 * 24
 
 
 # Bytes per token in bf16, by hand: 2 (K, V) x layers x KV heads x d_head x 2 bytes; MLA caches
