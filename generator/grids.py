@@ -267,9 +267,6 @@ class BlockGrid:
         if self.step_layer > self.n_layer:
             raise GridError(f"grids.block.step_layer: {self.step_layer} is past the model's "
                             f"{self.n_layer} layers")
-        if self.step_position >= len(self.prompt.split()) + 1:
-            raise GridError(f"grids.block.step_position: {self.step_position} is past the prompt's "
-                            f"{len(self.prompt.split()) + 1} tokens (END and its words)")
 
 
 @dataclass(frozen=True)
@@ -465,7 +462,10 @@ class Grids:
                             f"models' context of {family.n_ctx} tokens")
         story_prompt(self.sampling.model_prompt, family.n_ctx, "grids.sampling.model_prompt")
         story_prompt(self.attention.prompt, family.n_ctx, "grids.attention.prompt")
-        story_prompt(self.block.prompt, family.n_ctx, "grids.block.prompt")
+        n_block = len(story_prompt(self.block.prompt, family.n_ctx, "grids.block.prompt"))
+        if self.block.step_position >= n_block:
+            raise GridError(f"grids.block.step_position: {self.block.step_position} is past the "
+                            f"prompt's {n_block} tokens (END and its words)")
         n_prompt = len(story_prompt(self.kvcache.prompt, family.n_ctx, "grids.kvcache.prompt"))
         if n_prompt + self.kvcache.growth_steps - 1 > family.n_ctx:
             raise GridError(f"grids.kvcache.growth_steps: the prompt and {self.kvcache.growth_steps} "

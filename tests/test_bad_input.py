@@ -28,7 +28,7 @@ BAD = [
     ({"sampling": {"prompt": "\udfff"}}, "grids.sampling.prompt"),
     ({1: {}}, "setting names must be text"),
     ({"sampling": {2: 1}}, "grids.sampling: setting names must be text"),
-    ({"block": {"larger_models": [["GPT-2 tiny", 12, 768, 50257, 1024]]}}, "grids.block.larger_models"),
+    ({"block": {"step_position": 60}}, "grids.block.step_position"),
     ({"rag": {"questions": "../../../../etc/hostname"}}, "grids.rag.questions"),
     ({"rag": {"conversations": "/etc/hostname"}}, "grids.rag.conversations"),
     ({"rag": {"documents": ["../*.md"]}}, "grids.rag.documents[0]"),
