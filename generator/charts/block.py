@@ -91,7 +91,7 @@ def step_through(res: BlockResults) -> alt.LayerChart:
                 axis=alt.Axis(labels=False, ticks=False)),
         y=alt.Y("value:Q", title="value"),
         color=alt.Color("head:N", sort=heads, scale=alt.Scale(domain=heads, range=["#999999", *OKABE_ITO]),
-                        legend=alt.Legend(title=None, orient="top")),
+                        legend=alt.Legend(title=None, orient="right")),
         tooltip=[alt.Tooltip("stage:O"), alt.Tooltip("index:O"), alt.Tooltip("head:N"),
                  alt.Tooltip("token:N", title="position attended to"), alt.Tooltip("value:Q", format=".4g")])
     label = alt.Chart(alt.Data(values=[{}])).mark_text(align="left", x=0, y=-12, fontSize=13).encode(

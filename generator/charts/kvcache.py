@@ -170,7 +170,8 @@ def fit(res: KVCacheResults) -> alt.HConcatChart:
     bars = base.mark_bar(color=OKABE_ITO[0]).encode(
         x=alt.X("tokens:Q", title="cache tokens (log scale)",
                 scale=alt.Scale(type="symlog", domain=[0, top]),
-                axis=alt.Axis(format="~s", values=[10 ** k for k in range(3, len(str(top)))])))
+                axis=alt.Axis(values=[10 ** k for k in range(3, len(str(top)))],
+                              labelExpr="format(datum.value, '~s')")))
     text = base.mark_text(align="left", x=0, fontSize=11).encode(text="answer:N")
     return alt.hconcat(bars.properties(width=200, height=26 * len(names)),
                        text.encode(y=alt.Y("model:N", sort=names, axis=None)).properties(
@@ -252,7 +253,8 @@ def speculative(res: KVCacheResults) -> alt.LayerChart:
     base = alt.Chart(alt.Data(values=rows)).encode(
         x=alt.X("draft length:Q", title="draft length γ (tokens proposed per round)"),
         y=alt.Y("tokens per target pass:Q", title="tokens per target forward pass"),
-        color=alt.Color("what:N", sort=[MEASURED, EXPECTED], legend=alt.Legend(title=None, orient="top")),
+        color=alt.Color("what:N", sort=[MEASURED, EXPECTED],
+                        legend=alt.Legend(title=None, orient="top", labelLimit=400)),
         tooltip=[alt.Tooltip("what:N"), alt.Tooltip("draft length:Q"),
                  alt.Tooltip("tokens per target pass:Q", format=".4g"), alt.Tooltip("target passes:Q"),
                  alt.Tooltip("draft passes:Q"), alt.Tooltip("acceptance rate:Q", format=".3f")])
