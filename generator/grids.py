@@ -251,6 +251,9 @@ class BlockGrid:
     # position in the prompt (0 is END).
     step_layer: int = field(default=1, metadata=bounded(1, 12))
     step_position: int = field(default=17, metadata=bounded(0, 64))
+    # The most numbers the step-through shows for one stage (the first ones): a wider model's
+    # stages are cut here so the page keeps its size.
+    step_max_values: int = field(default=128, metadata=bounded(1, 4096))
     # The published models counted (content/models.json) and the one GPT-2's block is turned
     # into, change by change.
     models: str = field(default="models.json", metadata=content_file())
@@ -330,6 +333,9 @@ class KVCacheGrid:
     prompt: str = field(default="once upon a time , there was", metadata=text(2000))
     # Decoding steps the cache-growth chart shows (the prefill is step 1).
     growth_steps: int = field(default=10, metadata=bounded(1, 64))
+    # Dimensions of each cached row the growth chart shows (the first ones): a wider model's rows
+    # are cut here so the page keeps its size.
+    growth_dims: int = field(default=32, metadata=bounded(1, 1024))
     # Sequence lengths at which one generated token is timed, with and without the cache, on
     # a model of the tiny model's shape (random weights; the time does not depend on them).
     timed_lengths: tuple[int, ...] = field(

@@ -80,7 +80,9 @@ def step_rows(res: BlockResults) -> list[dict]:
 def step_through(res: BlockResults) -> alt.LayerChart:
     """The token's numbers at the stage the slider picks, one bar per number, coloured by head."""
     st = res.step
-    names = json.dumps([f"{k + 1}. {s.name} ({len(s.values)} numbers)" for k, s in enumerate(st.stages)],
+    names = json.dumps([f"{k + 1}. {s.name} ({s.size} numbers" + (")" if len(s.values) == s.size else
+                                                                  f", the first {len(s.values)} shown)")
+                        for k, s in enumerate(st.stages)],
                        ensure_ascii=False)
     stage = alt.param(name="stage", value=1, bind=alt.binding_range(
         min=1, max=len(st.stages), step=1, name="stage "))

@@ -49,8 +49,9 @@ def growth(res: KVCacheResults) -> alt.HConcatChart:
         tooltip=tooltip[:2] + tooltip[3:],
     ).properties(width=14, height=16 * n_rows)
     panels = []
-    for field, title in (("key", f"K, layer 1 ({n_embd} = {res.n_head} heads \u00d7 "
-                                 f"{n_embd // res.n_head})"), ("value", "V, layer 1")):
+    shown = (f"{res.n_embd} = {res.n_head} heads \u00d7 {res.n_embd // res.n_head}" if n_embd == res.n_embd
+             else f"the first {n_embd} of {res.n_embd} dimensions")
+    for field, title in (("key", f"K, layer 1 ({shown})"), ("value", "V, layer 1")):
         panels.append(base.mark_rect().encode(
             x=alt.X("dimension:O", title="dimension", axis=alt.Axis(labels=False, ticks=False)),
             y=y,

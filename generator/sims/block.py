@@ -35,6 +35,7 @@ PARTS = ledger.PARTS
 @dataclass(frozen=True)
 class Stage:
     name: str
+    size: int  # how many numbers the stage has (values may hold only the first ones)
     values: np.ndarray  # [n]  the numbers of this stage (one row per head for scores and weights)
     heads: np.ndarray  # [n] int  the head each number belongs to (-1: no head)
     positions: np.ndarray  # [n] int  for scores and weights: the position attended to (-1: none)
@@ -48,6 +49,8 @@ class StepThrough:
     n_head: int
     d_head: int
     stages: tuple[Stage, ...]
+    gelu_negative: float  # share of the MLP's hidden units whose input is negative (all of them)
+    gelu_small: float  # share whose GELU output is within 0.05 of zero
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,7 @@ def simulate(config: WithLedger, memo: Memo = uncached) -> BlockResults:
         next_prob=probs[:, np.arange(len(tokens) - 1), ids[0, 1:]],  # [n_stage, n_seq - 1]
         final_logits=trace.logits[0].astype(np.float64),
         step=step_through(trace.blocks[grid.step_layer - 1], grid.step_layer, grid.step_position,
-                          tokens[grid.step_position]),
+                          tokens[grid.step_position], grid.step_max_values),
         n_params=model.n_params,
         modernising=modernising(target),
         depth=depth((tiny, *config.models), grid.depth_tokens),
@@ -137,19 +140,24 @@ def logit_lens(x, params):  # [n_seq, n_embd], params -> [n_seq, n_vocab]
 # One token through one block
 
 
-def step_through(b: BlockTrace, layer: int, t: int, token: str) -> StepThrough:
-    """The numbers of token t at every stage of one block, from the block's own trace."""
+def step_through(b: BlockTrace, layer: int, t: int, token: str, max_values: int | None = None) -> StepThrough:
+    """The numbers of token t at every stage of one block, from the block's own trace (the first
+    max_values of each stage, if given: a wide model's stages are cut so the page keeps its size)."""
     n_head, _, d_head = b.q.shape[1:]  # [n_head, n_seq, d_head]
     d = n_head * d_head
 
     def vector(name, x, by_head=False):  # [n] -> Stage
         x = np.asarray(x, dtype=np.float64)
         heads = np.repeat(np.arange(n_head), d_head) if by_head else np.full(len(x), -1)
-        return Stage(name, x, heads, np.full(len(x), -1))
+        return cut(Stage(name, len(x), x, heads, np.full(len(x), -1)))
 
     def per_head(name, m):  # [n_head, t + 1] -> Stage
-        return Stage(name, np.asarray(m, dtype=np.float64).ravel(), np.repeat(np.arange(n_head), t + 1),
-                     np.tile(np.arange(t + 1), n_head))
+        return cut(Stage(name, m.size, np.asarray(m, dtype=np.float64).ravel(),
+                         np.repeat(np.arange(n_head), t + 1), np.tile(np.arange(t + 1), n_head)))
+
+    def cut(s: Stage) -> Stage:
+        n = s.size if max_values is None else max_values
+        return Stage(s.name, s.size, s.values[:n], s.heads[:n], s.positions[:n])
 
     heads_of = lambda a: a[0, :, t].reshape(d)  # noqa: E731  [n_head, d_head] -> [n_embd]
     stages = (
@@ -169,7 +177,9 @@ def step_through(b: BlockTrace, layer: int, t: int, token: str) -> StepThrough:
         vector("MLP down", b.x_mlp[0, t] - b.x_attn[0, t]),
         vector("residual + MLP", b.x_mlp[0, t]),
     )
-    return StepThrough(layer, t, token, n_head, d_head, stages)
+    fc = b.fc[0, t]
+    return StepThrough(layer, t, token, n_head, d_head, stages, float(np.mean(fc < 0)),
+                       float(np.mean(np.abs(b.act[0, t]) < 0.05)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -252,6 +262,8 @@ class BlockFacts:
     step_n_head: int
     step_d_head: int
     step_d_ff: int
+    step_all_shown: bool  # every number of every stage is in the chart
+    step_max_values: int  # the most numbers the chart shows for one stage
     step_in_norm: float
     step_ln_mean: float
     step_ln_std: float
@@ -305,7 +317,6 @@ def with_facts(**fields) -> BlockResults:
     by = {s.name: s for s in st.stages}
     weights = by["attention weights"]
     top = int(np.argmax(weights.values))
-    fc, act = by["MLP up (4d)"].values, by["GELU"].values
     delta = np.diff(mod.n_params)
     blocks = dep.params[:, [PARTS.index("attention"), PARTS.index("MLP"), PARTS.index("norms")]].sum(1) / dep.params.sum(1)
     unembed_flops = dep.flops[:, FLOP_PARTS.index("unembedding")] / dep.flops.sum(1)
@@ -328,14 +339,15 @@ def with_facts(**fields) -> BlockResults:
                                     if min(agree) < 1.0 else 0],
         n_params=fields["n_params"],
         step_layer=st.layer, step_position=st.position, step_token=st.token, step_n_stages=len(st.stages),
-        step_n_head=st.n_head, step_d_head=st.d_head, step_d_ff=len(fc),
+        step_n_head=st.n_head, step_d_head=st.d_head, step_d_ff=by["MLP up (4d)"].size,
+        step_all_shown=all(len(s.values) == s.size for s in st.stages), step_max_values=max(len(s.values) for s in st.stages),
         step_in_norm=float(np.linalg.norm(by["residual stream in"].values)),
         step_ln_mean=float(ln.mean()), step_ln_std=float(ln.std()),
         step_top_head=int(weights.heads[top]) + 1, step_top_weight=float(weights.values[top]),
         step_top_token=fields["tokens"][int(weights.positions[top])], step_top_position=int(weights.positions[top]),
         step_attn_norm=float(np.linalg.norm(by["output projection"].values)),
         step_mid_norm=float(np.linalg.norm(by["residual + attention"].values)),
-        step_gelu_small=float(np.mean(np.abs(act) < 0.05)), step_gelu_negative=float(np.mean(fc < 0)),
+        step_gelu_small=st.gelu_small, step_gelu_negative=st.gelu_negative,
         step_mlp_norm=float(np.linalg.norm(by["MLP down"].values)),
         step_out_norm=float(np.linalg.norm(by["residual + MLP"].values)),
         mod_model=mod.model, mod_gpt2=int(mod.n_params[0]), mod_final=int(mod.n_params[-1]),

@@ -457,8 +457,8 @@ class KVCacheResults:
     max_abs_diff: np.ndarray  # [n_seq]  |cached - full pass| per position, float32
     max_abs_diff_f64: float  # the same check with the weights in float64
     max_abs_logit: float  # the largest |logit|, for scale
-    growth_k: np.ndarray  # [n_rows, n_embd]  layer 1's cached keys (heads side by side)
-    growth_v: np.ndarray  # [n_rows, n_embd]  and values
+    growth_k: np.ndarray  # [n_rows, n_dims]  layer 1's cached keys (heads side by side), the first n_dims
+    growth_v: np.ndarray  # [n_rows, n_dims]  and values
     written_at: np.ndarray  # [n_rows]  the step that wrote each row (1 = the prefill)
     work_steps: np.ndarray  # [n_w]  sequence lengths at which work is shown
     madds_cached: np.ndarray  # [n_w]  multiply-adds for the token at that length, with the cache
@@ -507,8 +507,8 @@ def simulate(config: WithLedger, memo: Memo = uncached) -> KVCacheResults:
     diff64 = float(np.abs(run64.logits - uncached_logits(run64.ids, params64, cfg.n_head)).max())
 
     n_rows = len(prompt) + grid.growth_steps - 1
-    growth_k = merge_heads(run.cache.k[0, :, :, :n_rows])[0]  # [n_rows, n_embd]
-    growth_v = merge_heads(run.cache.v[0, :, :, :n_rows])[0]
+    growth_k = merge_heads(run.cache.k[0, :, :, :n_rows])[0, :, :grid.growth_dims]  # [n_rows, n_dims]
+    growth_v = merge_heads(run.cache.v[0, :, :, :n_rows])[0, :, :grid.growth_dims]
 
     shape = dict(n_embd=cfg.n_embd, n_layer=cfg.n_layer, n_vocab=n_vocab)
     every = np.arange(1, max(grid.timed_lengths) + 1)  # [n_steps]
@@ -556,6 +556,7 @@ class KVCacheFacts:
     prompt: tuple[str, ...]  # tokens
     continuation: tuple[str, ...]
     growth_steps: int
+    growth_dims: int  # dimensions of each cached row the growth chart shows
     max_diff: float  # largest logit difference, cached vs full pass, float32
     max_diff_f64: float
     max_logit: float
@@ -708,6 +709,7 @@ def with_facts(**fields) -> KVCacheResults:
         n_ctx=r.n_ctx, n_vocab=r.n_vocab, n_params=r.n_params, n_prompt=r.n_prompt,
         n_generated=len(r.tokens) - r.n_prompt, prompt=r.tokens[:r.n_prompt],
         continuation=r.tokens[r.n_prompt:], growth_steps=int(r.written_at.max()),
+        growth_dims=int(r.growth_k.shape[1]),
         max_diff=float(r.max_abs_diff.max()), max_diff_f64=r.max_abs_diff_f64,
         max_logit=r.max_abs_logit, work_length=int(r.work_steps[-1]),
         step_cached=int(r.madds_cached[-1]), step_uncached=int(r.madds_uncached[-1]),

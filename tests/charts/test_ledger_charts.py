@@ -103,3 +103,13 @@ def test_facts_quote_the_ledger():
     assert f.roof_b1_memory_bound and f.ridge == pytest.approx(989 / 3.35)
     assert f.quant_error_high < f.quant_error_low
     assert np.isfinite(f.spec_alpha) and 0 <= f.spec_alpha <= 1
+
+
+def test_growth_shows_at_most_growth_dims_dimensions():
+    from dataclasses import replace
+
+    res = sims.simulate(replace(CONFIG, grid=replace(GRID, growth_dims=8)))
+    assert res.growth_k.shape[1] == 8 and res.facts.growth_dims == 8 < res.n_embd
+    spec = charts.growth(res).to_dict()
+    assert {r["dimension"] for r in rows_with(spec, "key")} == set(range(8))
+    assert RES.facts.growth_dims == RES.n_embd  # the default shows every dimension of this model

@@ -64,6 +64,11 @@ def test_step_through_by_hand():
     down = gelu(fc) @ p["mlp"]["c_proj"]["w"] + p["mlp"]["c_proj"]["b"]
     assert np.allclose(v["MLP down"], down) and np.allclose(v["residual + MLP"], mid + down)
     assert [s.name for s in st.stages][-1] == "residual + MLP" and len(st.stages) == 15
+    assert st.gelu_negative == np.mean(fc < 0)
+    cut = block.step_through(trace.blocks[1], 2, t, "w", max_values=10)
+    assert all(len(s.values) == min(10, s.size) for s in cut.stages)
+    assert cut.stages[11].size == 64 and np.array_equal(cut.stages[11].values, st.stages[11].values[:10])
+    assert cut.gelu_negative == st.gelu_negative  # facts read every number, not just the shown ones
 
 
 def test_step_through_of_the_trained_model_reads_its_sizes():
