@@ -229,7 +229,7 @@ def roofline(res: KVCacheResults) -> alt.VConcatChart:
 def quantised(res: KVCacheResults) -> alt.Chart:
     """Largest logit error at each position when the cache is kept in fewer bits."""
     q = res.quantised
-    rows = [{"position": t, "token": visible_token(res.tokens[t]), "cache": f"int{int(b)}",
+    rows = [{"position": t, "cache": f"int{int(b)}",
              "largest logit error": sig(max(float(q.logit_error[k, t]), 1e-9), 3)}
             for k, b in enumerate(q.bits) for t in range(q.logit_error.shape[1])]
     return alt.Chart(alt.Data(values=rows)).mark_line(point=True).encode(
@@ -237,7 +237,7 @@ def quantised(res: KVCacheResults) -> alt.Chart:
         y=alt.Y("largest logit error:Q", scale=alt.Scale(type="log"),
                 title="largest |logit error| (log scale)"),
         color=alt.Color("cache:N", legend=alt.Legend(title=None, orient="top")),
-        tooltip=[alt.Tooltip("cache:N"), alt.Tooltip("position:Q"), alt.Tooltip("token:N"),
+        tooltip=[alt.Tooltip("cache:N"), alt.Tooltip("position:Q"),
                  alt.Tooltip("largest logit error:Q", format=".4g")],
     ).properties(width=WIDTH, height=220,
                  title=f"Logit error with the cache quantised, {res.n_layer}-layer tiny model")
