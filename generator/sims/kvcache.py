@@ -613,6 +613,7 @@ class KVCacheFacts:
     mla_context_gib: float
     largest_name: str  # the largest cache at its own context
     largest_gib: float
+    largest_weights_gib: float  # its weights in bf16
     # what fits: the example model on the example GPU
     fit_name: str
     fit_gb: int
@@ -670,6 +671,10 @@ class KVCacheFacts:
     spec_best_passes: int
     spec_best_draft_passes: int
     spec_plain_passes: int
+    spec_below_expected: bool  # at the best draft length, measured tokens per pass < expected
+    spec_cost_ratio: float  # draft parameters / target parameters: a draft pass's cost if both read all weights
+    spec_time_gamma: int  # the draft length that saves the most time at that cost
+    spec_time_gain: float  # plain passes / (target passes + ratio x draft passes)
     spec_first_gamma: int
     spec_first_per_pass: float
     spec_first_expected: float
@@ -704,6 +709,9 @@ def with_facts(**fields) -> KVCacheResults:
     big = int(fitting[-1]) if len(fitting) else 0
     hi, lo = int(np.argmax(q.bits)), int(np.argmin(q.bits))
     best = int(np.argmax(sp.tokens_per_pass))
+    cost = sp.draft_params / r.n_params
+    gain = sp.plain_passes / (sp.target_passes + cost * sp.draft_passes)  # [n_g]
+    fastest = int(np.argmax(gain))
     facts = KVCacheFacts(
         n_layer=r.n_layer, n_head=r.n_head, n_embd=r.n_embd, d_head=r.n_embd // r.n_head,
         n_ctx=r.n_ctx, n_vocab=r.n_vocab, n_params=r.n_params, n_prompt=r.n_prompt,
@@ -744,6 +752,7 @@ def with_facts(**fields) -> KVCacheResults:
         mla_token_kib=led.kv_per_token[mla] / 1024, mla_mha_token_kib=led.mha_kv_per_token[mla] / 1024,
         mla_context=int(led.context[mla]), mla_context_gib=led.kv_at_context[mla] / GIB,
         largest_name=led.names[largest], largest_gib=led.kv_at_context[largest] / GIB,
+        largest_weights_gib=led.weights[largest, bf16] / GIB,
         fit_name=led.names[fit], fit_gb=int(led.gpus_gb[gpu]), fit_precision=led.precisions[bf16],
         fit_weights_gb=led.weights[fit, bf16] / 1e9, fit_tokens=int(led.fit_tokens[fit, gpu, bf16]),
         fit_sequences=int(led.fit_sequences[fit, gpu, bf16]), fit_context=int(led.context[fit]),
@@ -777,6 +786,9 @@ def with_facts(**fields) -> KVCacheResults:
         spec_best_acceptance=float(sp.acceptance[best]),
         spec_best_passes=int(sp.target_passes[best]), spec_best_draft_passes=int(sp.draft_passes[best]),
         spec_plain_passes=sp.plain_passes,
+        spec_below_expected=bool(sp.tokens_per_pass[best] < sp.expected_per_pass[best]),
+        spec_cost_ratio=cost, spec_time_gamma=int(sp.draft_lengths[fastest]),
+        spec_time_gain=float(gain[fastest]),
         spec_first_gamma=int(sp.draft_lengths[0]), spec_first_per_pass=float(sp.tokens_per_pass[0]),
         spec_first_expected=float(sp.expected_per_pass[0]),
     )
