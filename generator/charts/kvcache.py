@@ -197,8 +197,8 @@ def roofline(res: KVCacheResults) -> alt.VConcatChart:
     hi = max(4 * r.flops / r.bandwidth, float(r.intensity.max()) * 2)
     grid = (lo, r.flops / r.bandwidth, hi)  # a straight line and a flat one on log-log axes
     roof = [{"FLOP per byte": sig(x, 4), "TFLOP/s": sig(min(r.flops, r.bandwidth * x) / 1e12, 4)} for x in grid]
-    pick = alt.param(name="batch_index", value=0, bind=alt.binding_range(
-        min=0, max=len(batches) - 1, step=1, name="batch (index into 1, 2, 4 …) "))
+    pick = alt.param(name="batch", value=batches[0],
+                     bind=alt.binding_radio(options=batches, name="sequences in the batch "))
     x = alt.X("FLOP per byte:Q", scale=alt.Scale(type="log", domain=[sig(lo, 3), sig(hi, 3)]),
               title="arithmetic intensity (FLOP per byte read, log scale)")
     roof_line = alt.Chart(alt.Data(values=roof)).mark_line(color="#999999").encode(
@@ -209,7 +209,7 @@ def roofline(res: KVCacheResults) -> alt.VConcatChart:
                alt.Tooltip("tokens/s:Q", format=",.4g"), alt.Tooltip("bytes per step:Q", format=","),
                alt.Tooltip("bound:N"), alt.Tooltip("fits:N", title=f"fits {r.memory / 1e9:.0f} GB")]
     base = alt.Chart(alt.Data(values=rows))
-    points = base.transform_filter(f"indexof({batches}, datum.batch) == batch_index").mark_point(
+    points = base.transform_filter("datum.batch == batch").mark_point(
         filled=True, size=90).encode(x=x, y=alt.Y("TFLOP/s attained:Q"), color=colour,
                                      shape=alt.Shape("fits:N", sort=["yes", "no"], legend=alt.Legend(
                                          title=f"fits {r.memory / 1e9:.0f} GB", orient="right")),
