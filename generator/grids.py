@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from generator.sims.alignment import fitting_stories
-from generator.sims.block import SMALL, XL
-from generator.sims.kvcache import BYTES_PER_VALUE
+from generator.sims.ledger import BYTES_PER_VALUE
 from generator.sims.stories import END, World, corpus, next_token_probs
 from generator.sims.train import fitting_starts
 from generator.validation import (GridError, bounded, check_scalar, content_file, from_mapping,
@@ -240,33 +239,38 @@ class AttentionGrid:
 
 @dataclass(frozen=True)
 class BlockGrid:
-    """Inside a transformer block: one trained model's residual stream, read after every
-    sub-layer, and parameter counts of larger models. The model is the pretraining family's."""
+    """Inside a transformer block: one token through one block of a trained model, its residual
+    stream after every sub-layer, and the published models' parameters and FLOPs. The model is
+    the pretraining family's."""
 
     prompt: str = field(
         default="once upon a time , there was a kind girl named Mia . one day , Mia went to the park .",
         metadata=text(400))
     n_layer: int = field(default=4, metadata=bounded(1, 12))
     n_head: int = field(default=4, metadata=bounded(1, 16))
-    # (name, n_layer, n_embd, n_vocab, n_ctx) of GPT-2-style models whose parameters are counted.
-    larger_models: tuple[tuple[str, int, int, int, int], ...] = field(
-        default=(("GPT-2 small", 12, 768, 50257, 1024), ("GPT-2 XL", 48, 1600, 50257, 1024),
-                 ("32 layers, 4096 wide", 32, 4096, 50257, 4096)),
-        metadata={"min_items": 1, "max_items": 6, "unique_first": True})
+    # One token's vector followed through one block: the block (1-based) and the token's
+    # position in the prompt (0 is END).
+    step_layer: int = field(default=1, metadata=bounded(1, 12))
+    step_position: int = field(default=17, metadata=bounded(0, 64))
+    # The most numbers the step-through shows for one stage (the first ones): a wider model's
+    # stages are cut here so the page keeps its size.
+    step_max_values: int = field(default=128, metadata=bounded(1, 4096))
+    # The published models counted (content/models.json) and the one GPT-2's block is turned
+    # into, change by change.
+    models: str = field(default="models.json", metadata=content_file())
+    example_model: str = field(default="Llama 3.1 8B", metadata=text(80))
+    # One generated token's FLOPs are counted with this many tokens of context (at most each
+    # model's own).
+    depth_tokens: int = field(default=4096, metadata=bounded(1, 10_000_000))
 
     def __post_init__(self) -> None:
         validate(self, "grids.block")
         if len(self.prompt.split()) > 31:
             raise GridError(f"grids.block.prompt: {len(self.prompt.split())} words; at most 31 "
                             "keep the charts readable")
-        for i, (_, *sizes) in enumerate(self.larger_models):
-            if min(sizes) < 1:
-                raise GridError(f"grids.block.larger_models[{i}]: sizes must be positive, got {sizes}")
-        names = [name for name, *_ in self.larger_models]
-        for name in (SMALL, XL):
-            if name not in names:
-                raise GridError(f"grids.block.larger_models: the prose compares with {name!r}; keep a "
-                                f"model with that name (have: {', '.join(names)})")
+        if self.step_layer > self.n_layer:
+            raise GridError(f"grids.block.step_layer: {self.step_layer} is past the model's "
+                            f"{self.n_layer} layers")
 
 
 @dataclass(frozen=True)
@@ -330,41 +334,67 @@ class KVCacheGrid:
     prompt: str = field(default="once upon a time , there was", metadata=text(2000))
     # Decoding steps the cache-growth chart shows (the prefill is step 1).
     growth_steps: int = field(default=10, metadata=bounded(1, 64))
+    # Dimensions of each cached row the growth chart shows (the first ones): a wider model's rows
+    # are cut here so the page keeps its size.
+    growth_dims: int = field(default=32, metadata=bounded(1, 1024))
     # Sequence lengths at which one generated token is timed, with and without the cache, on
     # a model of the tiny model's shape (random weights; the time does not depend on them).
     timed_lengths: tuple[int, ...] = field(
         default=(16, 32, 64, 128, 256, 512, 1024), metadata=bounded(2, 4096, grid=True))
-    # The memory chart: context lengths, precisions and batch sizes.
-    seq_lengths: tuple[int, ...] = field(
-        default=tuple(2 ** i for i in range(10, 18)), metadata=bounded(1, 10_000_000, grid=True))
-    precisions: tuple[str, ...] = field(default=("fp32", "fp16", "int8"),
-                                        metadata={**text(10), "min_items": 1, "max_items": 4})
-    batch_sizes: tuple[int, ...] = field(default=(1, 8, 32), metadata=bounded(1, 4096, grid=True))
-    # Published configurations (label, n_layer, n_head, n_kv_head, d_head): GPT-2 small
-    # (Radford et al. 2019), Llama 2 7B and 70B (Touvron et al. 2023; 70B uses grouped-query
-    # attention, 8 key/value heads shared by 64 query heads).
-    models: tuple[tuple[str, int, int, int, int], ...] = field(
-        default=(("GPT-2 small", 12, 12, 12, 64), ("Llama 2 7B", 32, 32, 32, 128),
-                 ("Llama 2 70B (GQA)", 80, 64, 8, 128)),
-        metadata={"min_items": 1, "max_items": 8, "unique_first": True})
+    # The published models the memory charts price: a JSON list under content/ (see
+    # generator.content_files.ledger_model for its keys), each with its source.
+    models: str = field(default="models.json", metadata=content_file())
+    # "How much fits": GPU memories (GB = 1e9 bytes) and the precisions weights and cache are
+    # stored in.
+    gpu_memories_gb: tuple[int, ...] = field(default=(16, 24, 48, 80, 141),
+                                             metadata=bounded(1, 10_000, grid=True))
+    fit_precisions: tuple[str, ...] = field(default=("bf16", "int8", "int4"),
+                                            metadata={**text(10), "min_items": 1, "max_items": 5})
+    # The model and GPU memory the prose works through (the model is a name in `models`; its
+    # bf16 weights must fit gpu_memory_gb, the roofline's GPU).
+    example_model: str = field(default="Llama 3.1 8B", metadata=text(80))
+    example_gpu_gb: int = field(default=24, metadata=bounded(1, 10_000))
+    # The roofline's GPU: NVIDIA's H100 SXM datasheet (HBM3 bandwidth 3.35 TB/s, dense BF16
+    # tensor throughput 989 TFLOP/s, 80 GB).
+    gpu_name: str = field(default="NVIDIA H100 SXM", metadata=text(60))
+    gpu_bandwidth_tb_s: float = field(default=3.35, metadata=positive(0.0, 1000.0))
+    gpu_tflop_s: float = field(default=989.0, metadata=positive(0.0, 100_000.0))
+    gpu_memory_gb: int = field(default=80, metadata=bounded(1, 10_000))
+    # Each sequence of the roofline's batch holds this many tokens (capped at a model's context).
+    roofline_tokens: int = field(default=4096, metadata=bounded(1, 10_000_000))
+    roofline_batches: tuple[int, ...] = field(
+        default=tuple(2 ** i for i in range(11)), metadata=bounded(1, 100_000, grid=True))
+    # The cache stored in fewer bits (per-vector absmax scales), measured on the decoding model.
+    quant_bits: tuple[int, ...] = field(default=(8, 4), metadata=bounded(2, 16, grid=False))
+    # Speculative decoding: the family model that drafts for the decoding model, the draft
+    # lengths tried, and the held-out stories whose first words are the prompts.
+    draft_layers: int = field(default=1, metadata=bounded(1, 12))
+    draft_heads: int = field(default=1, metadata=bounded(1, 16))
+    draft_lengths: tuple[int, ...] = field(default=(1, 2, 3, 4, 5, 6, 8),
+                                           metadata=bounded(1, 32, grid=True))
+    speculative_prompts: int = field(default=12, metadata=bounded(1, 64))
+    speculative_prompt_tokens: int = field(default=6, metadata=bounded(1, 64))
+    speculative_new_tokens: int = field(default=40, metadata=bounded(1, 512))
     seed: int = field(default=0, metadata=bounded(0))
 
     def __post_init__(self) -> None:
         validate(self, "grids.kvcache")
-        for i, precision in enumerate(self.precisions):
+        for i, precision in enumerate(self.fit_precisions):
             if precision not in BYTES_PER_VALUE:
-                raise GridError(f"grids.kvcache.precisions[{i}]: unknown precision {precision!r} "
+                raise GridError(f"grids.kvcache.fit_precisions[{i}]: unknown precision {precision!r} "
                                 f"(known: {', '.join(BYTES_PER_VALUE)})")
-        if len(set(self.precisions)) != len(self.precisions):
-            raise GridError("grids.kvcache.precisions: a precision is listed twice")
-        for i, (label, *sizes) in enumerate(self.models):
-            where = f"grids.kvcache.models[{i}]"
-            check_scalar(label, text(40), f"{where}[0]")
-            for j, size in enumerate(sizes, start=1):
-                check_scalar(size, bounded(1, 100_000), f"{where}[{j}]")
-            if sizes[1] % sizes[2]:
-                raise GridError(f"{where}[3]: {sizes[2]} key/value heads do not divide the "
-                                f"{sizes[1]} query heads into equal groups")
+        if len(set(self.fit_precisions)) != len(self.fit_precisions):
+            raise GridError("grids.kvcache.fit_precisions: a precision is listed twice")
+        if self.example_gpu_gb not in self.gpu_memories_gb:
+            raise GridError(f"grids.kvcache.example_gpu_gb: {self.example_gpu_gb} is not one of the "
+                            f"gpu_memories_gb {list(self.gpu_memories_gb)}")
+        if "bf16" not in self.fit_precisions:
+            raise GridError("grids.kvcache.fit_precisions: the prose compares with bf16; keep it")
+        if len(set(self.quant_bits)) != len(self.quant_bits):
+            raise GridError("grids.kvcache.quant_bits: a width is listed twice")
+        if (self.draft_layers, self.draft_heads) == (self.model_layers, self.model_heads):
+            raise GridError("grids.kvcache.draft_layers, draft_heads: the draft model must differ "
+                            "from the decoding model")
 
 
 @dataclass(frozen=True)
@@ -430,9 +460,19 @@ class Grids:
             family_member(grid.n_layer, grid.n_head, family, f"grids.{name}.n_layer, n_head")
         family_member(self.kvcache.model_layers, self.kvcache.model_heads, family,
                       "grids.kvcache.model_layers, model_heads")
+        family_member(self.kvcache.draft_layers, self.kvcache.draft_heads, family,
+                      "grids.kvcache.draft_layers, draft_heads")
+        kv = self.kvcache
+        if kv.speculative_prompt_tokens + kv.speculative_new_tokens > family.n_ctx:
+            raise GridError(f"grids.kvcache.speculative_new_tokens: {kv.speculative_prompt_tokens} "
+                            f"prompt tokens and {kv.speculative_new_tokens} new ones do not fit the "
+                            f"models' context of {family.n_ctx} tokens")
         story_prompt(self.sampling.model_prompt, family.n_ctx, "grids.sampling.model_prompt")
         story_prompt(self.attention.prompt, family.n_ctx, "grids.attention.prompt")
-        story_prompt(self.block.prompt, family.n_ctx, "grids.block.prompt")
+        n_block = len(story_prompt(self.block.prompt, family.n_ctx, "grids.block.prompt"))
+        if self.block.step_position >= n_block:
+            raise GridError(f"grids.block.step_position: {self.block.step_position} is past the "
+                            f"prompt's {n_block} tokens (END and its words)")
         n_prompt = len(story_prompt(self.kvcache.prompt, family.n_ctx, "grids.kvcache.prompt"))
         if n_prompt + self.kvcache.growth_steps - 1 > family.n_ctx:
             raise GridError(f"grids.kvcache.growth_steps: the prompt and {self.kvcache.growth_steps} "

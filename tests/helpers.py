@@ -29,11 +29,21 @@ def family_grids(family: PretrainingGrid = TINY_FAMILY, **grids: Any) -> Grids:
     defaults = {
         "sampling": SamplingGrid(model_prompt="once upon a time , there was"),
         "attention": AttentionGrid(n_layer=2, n_head=2, scored_stories=6),
-        "block": BlockGrid(prompt="once upon a time , there was a kind girl named Mia .", n_layer=2, n_head=2),
+        "block": BlockGrid(prompt="once upon a time , there was a kind girl named Mia .", n_layer=2, n_head=2,
+                           step_position=5),
         "alignment": AlignmentGrid(train_stories=60, heldout_stories=24, batch_size=8),
-        "kvcache": KVCacheGrid(model_layers=2, model_heads=2, growth_steps=6),
+        "kvcache": KVCacheGrid(model_layers=2, model_heads=2, growth_steps=6, draft_layers=1, draft_heads=1,
+                               draft_lengths=(1, 2, 4), speculative_prompts=3, speculative_new_tokens=12),
     }
     return Grids(pretraining=family, **{**defaults, **grids})
+
+
+def chapter_grids(family: PretrainingGrid = TINY_FAMILY, **grids: Any):
+    """The grids one chapter's configure step reads (its own and the family), as Grids has them
+    but without the checks of the other chapters (alignment's stories cannot fit a tiny context)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(pretraining=family, **grids)
 
 
 class SharedMemo:

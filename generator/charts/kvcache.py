@@ -7,12 +7,14 @@ import json
 import altair as alt
 import numpy as np
 
-from generator.charts.common import WIDTH, sig, visible_token
+from generator.charts.common import OKABE_ITO, WIDTH, sig, visible_token
 from generator.sims.kvcache import KVCacheResults
 
 WITH, WITHOUT = "with KV cache", "without (full pass)"
 NEW, REUSED = "#D55E00", "#0072B2"
 GIB = 2 ** 30
+ATTENTION = {"mha": "multi-head", "gqa": "grouped-query", "mqa": "multi-query", "sliding": "sliding window",
+             "mla": "latent (MLA)"}
 
 
 def growth(res: KVCacheResults) -> alt.HConcatChart:
@@ -47,8 +49,9 @@ def growth(res: KVCacheResults) -> alt.HConcatChart:
         tooltip=tooltip[:2] + tooltip[3:],
     ).properties(width=14, height=16 * n_rows)
     panels = []
-    for field, title in (("key", f"K, layer 1 ({n_embd} = {res.n_head} heads \u00d7 "
-                                 f"{n_embd // res.n_head})"), ("value", "V, layer 1")):
+    shown = (f"{res.n_embd} = {res.n_head} heads \u00d7 {res.n_embd // res.n_head}" if n_embd == res.n_embd
+             else f"the first {n_embd} of {res.n_embd} dimensions")
+    for field, title in (("key", f"K, layer 1 ({shown})"), ("value", "V, layer 1")):
         panels.append(base.mark_rect().encode(
             x=alt.X("dimension:O", title="dimension", axis=alt.Axis(labels=False, ticks=False)),
             y=y,
@@ -104,43 +107,168 @@ def timing(res: KVCacheResults) -> alt.LayerChart:
 
 
 def memory(res: KVCacheResults) -> alt.VConcatChart:
-    """Cache size against context length for each configuration, at the chosen precision and batch."""
-    m = res.memory
-    lengths = [int(n) for n in m.seq_lengths]
-    rows = [{"model": label, "precision": precision, "batch": int(batch), "sequence length": n,
-             "bytes": int(m.bytes[i, p, b, j]), "GiB": sig(m.bytes[i, p, b, j] / GIB, 4),
-             "layers": int(m.n_layer[i]), "KV heads": int(m.n_kv_head[i]), "d_head": int(m.d_head[i])}
-            for i, label in enumerate(m.labels) for p, precision in enumerate(m.precisions)
-            for b, batch in enumerate(m.batch_sizes) for j, n in enumerate(lengths)]
-    precision = alt.param(name="precision", value="fp16" if "fp16" in m.precisions else m.precisions[0],
-                          bind=alt.binding_radio(options=list(m.precisions), name="precision "))
-    batch = alt.param(name="batch", value=int(m.batch_sizes[0]),
-                      bind=alt.binding_radio(options=[int(b) for b in m.batch_sizes], name="batch "))
-    length = alt.param(name="length", value=lengths[min(2, len(lengths) - 1)],
-                       bind=alt.binding_select(options=lengths, name="sequence length "))
+    """Each published model's cache (bf16, one sequence) against length, up to its real context."""
+    led = res.ledger
+    names = list(led.names)
+    rows = [{"model": name, "attention": ATTENTION[led.attention[i]], "tokens": int(n),
+             "bytes": int(led.kv_at_length[i, j]), "GiB": sig(led.kv_at_length[i, j] / GIB, 4),
+             "context": int(led.context[i])}
+            for i, name in enumerate(names) for j, n in enumerate(led.lengths) if n <= led.context[i]]
+    ends = [{"model": name, "attention": ATTENTION[led.attention[i]], "context": int(led.context[i]),
+             "window": int(led.window[i]) or None, "bytes per token": int(led.kv_per_token[i]),
+             "GiB at the context": sig(led.kv_at_context[i] / GIB, 4),
+             "label": f"{led.kv_at_context[i] / GIB:,.3g} GiB at {int(led.context[i]):,} tokens"}
+            for i, name in enumerate(names)]
+    kinds = [ATTENTION[k] for k in dict.fromkeys(led.attention)]
+    colour = alt.Color("attention:N", sort=kinds, scale=alt.Scale(domain=kinds, range=OKABE_ITO[:len(kinds)]),
+                       legend=alt.Legend(title=None, orient="top"))
+    tooltip = [alt.Tooltip("model:N"), alt.Tooltip("attention:N"), alt.Tooltip("tokens:Q", format=","),
+               alt.Tooltip("bytes:Q", format=","), alt.Tooltip("GiB:Q", format=".4g")]
+    x = alt.X("tokens:Q", scale=alt.Scale(type="log", base=2), title="tokens in the sequence (log scale)")
+    y = alt.Y("GiB:Q", scale=alt.Scale(type="log"), title="KV cache, bf16 (GiB, log scale)")
+    base = alt.Chart(alt.Data(values=rows))
+    lines = base.mark_line(point=True).encode(x=x, y=y, color=colour, detail="model:N", tooltip=tooltip)
+    labels = base.transform_filter("datum.tokens == datum.context").mark_text(
+        align="right", dx=-6, dy=-8, fontSize=11).encode(x=x, y=y, text="model:N", color=colour)
+    bars = alt.Chart(alt.Data(values=ends)).mark_bar().encode(
+        y=alt.Y("model:N", sort=names, title=None),
+        x=alt.X("GiB at the context:Q", title="one sequence at the model's own context limit (GiB)"),
+        color=colour,
+        tooltip=[alt.Tooltip("model:N"), alt.Tooltip("attention:N"), alt.Tooltip("context:Q", format=","),
+                 alt.Tooltip("window:Q", format=","), alt.Tooltip("bytes per token:Q", format=","),
+                 alt.Tooltip("GiB at the context:Q", format=".4g")])
+    text = bars.mark_text(align="left", dx=4).encode(text="label:N")
+    return alt.vconcat(alt.layer(lines, labels).properties(width=WIDTH, height=300),
+                       alt.layer(bars, text).properties(width=WIDTH - 200, height=22 * len(names))).properties(
+        title="KV cache of published models, by the formula, up to each one's context")
+
+
+def fit(res: KVCacheResults) -> alt.HConcatChart:
+    """Cache tokens that fit beside the weights, for a chosen GPU memory and precision."""
+    led = res.ledger
+    names = list(led.names)
+    rows = [{"model": name, "GB": int(gb), "precision": precision,
+             "weights": sig(led.weights[i, p] / 1e9, 4), "tokens": int(led.fit_tokens[i, g, p]),
+             "sequences": int(led.fit_sequences[i, g, p])}
+            for i, name in enumerate(names) for g, gb in enumerate(led.gpus_gb)
+            for p, precision in enumerate(led.precisions)]
+    contexts = json.dumps({name: f"{int(n):,}" for name, n in zip(names, led.context)})
+    answer = ("datum.weights >= datum.GB ? 'weights alone do not fit' : "
+              "format(datum.tokens, ',') + ' tokens; ' + format(datum.sequences, ',') "
+              f"+ ' of ' + {contexts}[datum.model] + ' tokens'")
+    gpu = alt.param(name="gpu", value=int(led.example_gb),
+                    bind=alt.binding_radio(options=[int(g) for g in led.gpus_gb], name="GPU memory (GB) "))
+    precision = alt.param(name="precision", value=led.precisions[0],
+                          bind=alt.binding_radio(options=list(led.precisions), name="weights and cache in "))
     base = alt.Chart(alt.Data(values=rows)).transform_filter(
-        "datum.precision == precision && datum.batch == batch")
-    colour = alt.Color("model:N", sort=list(m.labels), legend=alt.Legend(title=None, orient="top", columns=2))
-    tooltip = [alt.Tooltip("model:N"), alt.Tooltip("precision:N"), alt.Tooltip("batch:Q"),
-               alt.Tooltip("sequence length:Q", format=","), alt.Tooltip("bytes:Q", format=","),
-               alt.Tooltip("GiB:Q", format=".4g"), alt.Tooltip("layers:Q"), alt.Tooltip("KV heads:Q"),
-               alt.Tooltip("d_head:Q")]
-    x = alt.X("sequence length:Q", scale=alt.Scale(type="log", base=2), title="sequence length (tokens, log scale)")
-    y = alt.Y("GiB:Q", scale=alt.Scale(type="log"), title="KV cache (GiB, log scale)")
-    lines = base.mark_line(point=True).encode(x=x, y=y, color=colour, tooltip=tooltip)
-    marker = base.transform_filter("datum['sequence length'] == length").mark_rule(
-        color="#999999", strokeDash=[4, 3]).encode(x=x)
-    bars = base.transform_filter("datum['sequence length'] == length").mark_bar().encode(
-        y=alt.Y("model:N", sort=list(m.labels), title=None),
-        x=alt.X("GiB:Q", title="KV cache at the chosen length (GiB)"),
-        color=alt.Color("model:N", sort=list(m.labels)), tooltip=tooltip)
-    text = bars.mark_text(align="left", dx=4).encode(text=alt.Text("GiB:Q", format=",.4~g"))
-    return alt.vconcat(
-        alt.layer(lines, marker).properties(width=WIDTH, height=260),
-        alt.layer(bars, text).properties(width=WIDTH - 120, height=110),
-    ).add_params(precision, batch, length).properties(title="Size of the KV cache, by the formula")
+        "datum.GB == gpu && datum.precision == precision").transform_calculate(answer=answer).encode(
+        y=alt.Y("model:N", sort=names, title=None),
+        tooltip=[alt.Tooltip("model:N"), alt.Tooltip("GB:Q", title="GPU memory (GB)"),
+                 alt.Tooltip("precision:N"), alt.Tooltip("weights:Q", title="weights (GB)", format=".4g"),
+                 alt.Tooltip("tokens:Q", title="cache tokens that fit", format=","),
+                 alt.Tooltip("sequences:Q", title="sequences at full context", format=",")])
+    top = max(1, int(led.fit_tokens.max()))
+    bars = base.mark_bar(color=OKABE_ITO[0]).encode(
+        x=alt.X("tokens:Q", title="cache tokens (log scale)",
+                scale=alt.Scale(type="symlog", domain=[0, top]),
+                axis=alt.Axis(values=[10 ** k for k in range(3, len(str(top)))],
+                              labelExpr="format(datum.value, '~s')")))
+    text = base.mark_text(align="left", x=0, fontSize=11).encode(text="answer:N")
+    return alt.hconcat(bars.properties(width=200, height=26 * len(names)),
+                       text.encode(y=alt.Y("model:N", sort=names, axis=None)).properties(
+                           width=WIDTH - 260, height=26 * len(names),
+                           title="cache tokens; sequences at full context")).add_params(gpu, precision).properties(
+        title="What fits in one GPU: weights first, then the cache (GB = 10\u2079 bytes)")
+
+
+def roofline(res: KVCacheResults) -> alt.VConcatChart:
+    """The GPU's roofline with each model's decode step at the chosen batch, and tokens/s by batch."""
+    r = res.roofline
+    names = list(r.names)
+    batches = [int(b) for b in r.batches]
+    rows = [{"model": name, "batch": b, "FLOP per byte": sig(r.intensity[i, j], 4),
+             "TFLOP/s attained": sig(r.step_flops[i, j] / max(r.step_bytes[i, j] / r.bandwidth,
+                                                             r.step_flops[i, j] / r.flops) / 1e12, 4),
+             "tokens/s": sig(r.tokens_per_s[i, j], 4), "bytes per step": int(r.step_bytes[i, j]),
+             "bound": "memory" if r.memory_bound[i, j] else "compute",
+             "fits": "yes" if r.fits[i, j] else "no"}
+            for i, name in enumerate(names) for j, b in enumerate(batches)]
+    lo = min(0.5, float(r.intensity.min()) / 2)
+    hi = max(4 * r.flops / r.bandwidth, float(r.intensity.max()) * 2)
+    grid = (lo, r.flops / r.bandwidth, hi)  # a straight line and a flat one on log-log axes
+    roof = [{"FLOP per byte": sig(x, 4), "TFLOP/s": sig(min(r.flops, r.bandwidth * x) / 1e12, 4)} for x in grid]
+    pick = alt.param(name="batch", value=batches[0],
+                     bind=alt.binding_radio(options=batches, name="sequences in the batch "))
+    x = alt.X("FLOP per byte:Q", scale=alt.Scale(type="log", domain=[sig(lo, 3), sig(hi, 3)]),
+              title="arithmetic intensity (FLOP per byte read, log scale)")
+    roof_line = alt.Chart(alt.Data(values=roof)).mark_line(color="#999999").encode(
+        x=x, y=alt.Y("TFLOP/s:Q", scale=alt.Scale(type="log"), title="TFLOP/s (log scale)"))
+    colour = alt.Color("model:N", sort=names, legend=alt.Legend(title=None, orient="top", columns=3))
+    tooltip = [alt.Tooltip("model:N"), alt.Tooltip("batch:Q"),
+               alt.Tooltip("FLOP per byte:Q", format=".4g"), alt.Tooltip("TFLOP/s attained:Q", format=".4g"),
+               alt.Tooltip("tokens/s:Q", format=",.4g"), alt.Tooltip("bytes per step:Q", format=","),
+               alt.Tooltip("bound:N"), alt.Tooltip("fits:N", title=f"fits {r.memory / 1e9:.0f} GB")]
+    base = alt.Chart(alt.Data(values=rows))
+    points = base.transform_filter("datum.batch == batch").mark_point(
+        filled=True, size=90).encode(x=x, y=alt.Y("TFLOP/s attained:Q"), color=colour,
+                                     shape=alt.Shape("fits:N", sort=["yes", "no"], legend=alt.Legend(
+                                         title=f"fits {r.memory / 1e9:.0f} GB", orient="right")),
+                                     tooltip=tooltip)
+    top = alt.layer(roof_line, points).add_params(pick).properties(
+        width=WIDTH, height=260, title=f"Decode steps on the {r.gpu} roofline "
+        f"({r.bandwidth / 1e12:.3g} TB/s, {r.flops / 1e12:.0f} TFLOP/s dense bf16)")
+    speed = base.mark_line(point=True).encode(
+        x=alt.X("batch:Q", scale=alt.Scale(type="log", base=2), title="sequences decoded together (log scale)"),
+        y=alt.Y("tokens/s:Q", scale=alt.Scale(type="log"), title="tokens/s, upper bound (log scale)"),
+        color=alt.Color("model:N", sort=names, legend=None),
+        strokeDash=alt.StrokeDash("fits:N", sort=["yes", "no"], legend=None), tooltip=tooltip,
+    ).properties(width=WIDTH, height=220, title="Tokens per second the roofline allows, by batch size")
+    return alt.vconcat(top, speed)
+
+
+def quantised(res: KVCacheResults) -> alt.Chart:
+    """Largest logit error at each position when the cache is kept in fewer bits."""
+    q = res.quantised
+    rows = [{"position": t, "cache": f"int{int(b)}",
+             "largest logit error": sig(max(float(q.logit_error[k, t]), 1e-9), 3)}
+            for k, b in enumerate(q.bits) for t in range(q.logit_error.shape[1])]
+    return alt.Chart(alt.Data(values=rows)).mark_line(point=True).encode(
+        x=alt.X("position:Q", title="position in the decoded text"),
+        y=alt.Y("largest logit error:Q", scale=alt.Scale(type="log"),
+                title="largest |logit error| (log scale)"),
+        color=alt.Color("cache:N", legend=alt.Legend(title=None, orient="top")),
+        tooltip=[alt.Tooltip("cache:N"), alt.Tooltip("position:Q"),
+                 alt.Tooltip("largest logit error:Q", format=".4g")],
+    ).properties(width=WIDTH, height=220,
+                 title=f"Logit error with the cache quantised, {res.n_layer}-layer tiny model")
+
+
+def speculative(res: KVCacheResults) -> alt.LayerChart:
+    """Tokens per target pass against draft length: measured, and Leviathan et al.'s expectation."""
+    sp = res.speculative
+    rows = [{"draft length": int(g), "what": name, "tokens per target pass": sig(v, 4),
+             "target passes": int(sp.target_passes[j]), "draft passes": int(sp.draft_passes[j]),
+             "acceptance rate": sig(sp.acceptance[j], 4)}
+            for j, g in enumerate(sp.draft_lengths)
+            for name, v in ((MEASURED, sp.tokens_per_pass[j]), (EXPECTED, sp.expected_per_pass[j]))]
+    base = alt.Chart(alt.Data(values=rows)).encode(
+        x=alt.X("draft length:Q", title="draft length γ (tokens proposed per round)"),
+        y=alt.Y("tokens per target pass:Q", title="tokens per target forward pass"),
+        color=alt.Color("what:N", sort=[MEASURED, EXPECTED],
+                        legend=alt.Legend(title=None, orient="top", labelLimit=400)),
+        tooltip=[alt.Tooltip("what:N"), alt.Tooltip("draft length:Q"),
+                 alt.Tooltip("tokens per target pass:Q", format=".4g"), alt.Tooltip("target passes:Q"),
+                 alt.Tooltip("draft passes:Q"), alt.Tooltip("acceptance rate:Q", format=".3f")])
+    return alt.layer(base.mark_line(), base.mark_point(filled=True, size=60)).properties(
+        width=WIDTH, height=240, title=f"Speculative decoding: a {sp.draft_layers}-layer draft for the "
+        f"{res.n_layer}-layer model, α = {sp.alpha:.3f}")
+
+
+MEASURED, EXPECTED = "measured", "expected, (1 − α^(γ+1)) / (1 − α)"
 
 
 def figures(res: KVCacheResults) -> dict[str, alt.TopLevelMixin]:
     """Every chart of the chapter, by the name the prose uses to place it."""
-    return {"growth": growth(res), "work": work(res), "timing": timing(res), "memory": memory(res)}
+    return {"growth": growth(res), "work": work(res), "timing": timing(res), "memory": memory(res),
+            "fit": fit(res), "roofline": roofline(res), "quantised": quantised(res),
+            "speculative": speculative(res)}

@@ -25,11 +25,11 @@ import numpy as np
 
 from generator.sims.attention_cost import machine_description, run_single_threaded, seconds_per_call
 from generator.sims.gpt import attention, gelu, gpt, init_params, layer_norm, linear, merge_heads, split_heads
-from generator.sims.family import Memo, WithFamily, load_member, prompt_ids, uncached
-from generator.sims.train import TrainConfig, TrainedModel
-
-# Bytes one cached number takes in each precision a KV cache is commonly stored in.
-BYTES_PER_VALUE = {"fp32": 4, "bf16": 2, "fp16": 2, "int8": 1}
+from generator.sims import ledger
+from generator.sims.family import Memo, load_member, model_name, prompt_ids, uncached
+from generator.sims.ledger import WithLedger
+from generator.sims.stories import World, corpus
+from generator.sims.train import TrainedModel
 
 # ---------------------------------------------------------------------------------------------
 # Decoding with a cache
@@ -62,26 +62,28 @@ def mlp(x, p):  # [..., n_embd], block params -> [..., n_embd]
     return linear(gelu(linear(x, **p["mlp"]["c_fc"])), **p["mlp"]["c_proj"])  # hidden: [..., 4 n_embd]
 
 
-def cached_block(x, p, n_head, k_cache, v_cache, n_past):  # [n_batch, n_new, n_embd], params, int, [n_batch, n_head, n_ctx, d_head] x2, int -> [n_batch, n_new, n_embd]
-    """One pre-LN block for the new positions: their k, v join the cache, their q reads all of it."""
+def cached_block(x, p, n_head, k_cache, v_cache, n_past, store=None):  # [n_batch, n_new, n_embd], params, int, [n_batch, n_head, n_ctx, d_head] x2, int -> [n_batch, n_new, n_embd]
+    """One pre-LN block for the new positions: their k, v join the cache, their q reads all of it.
+
+    `store` maps the new keys and values to what the cache keeps (a quantiser); None keeps them."""
     n_new = x.shape[1]
     end = n_past + n_new
     qkv = linear(layer_norm(x, **p["ln_1"]), **p["attn"]["c_attn"])  # [n_batch, n_new, 3 n_embd]
     q, k, v = (split_heads(m, n_head) for m in np.split(qkv, 3, axis=-1))  # [n_batch, n_head, n_new, d_head]
-    k_cache[:, :, n_past:end] = k  # rows before n_past are reused as they are
-    v_cache[:, :, n_past:end] = v
+    k_cache[:, :, n_past:end] = k if store is None else store(k)  # rows before n_past are reused as they are
+    v_cache[:, :, n_past:end] = v if store is None else store(v)
     heads, _, _ = attention(q, k_cache[:, :, :end], v_cache[:, :, :end],
                             causal_mask_after(n_past, n_new, x.dtype))  # [n_batch, n_head, n_new, d_head]
     x = x + linear(merge_heads(heads), **p["attn"]["c_proj"])  # [n_batch, n_new, n_embd]
     return x + mlp(layer_norm(x, **p["ln_2"]), p)
 
 
-def gpt_step(ids, params, n_head, cache: KVCache, n_past):  # [n_batch, n_new] int, params, int, KVCache, int -> [n_batch, n_new, n_vocab]
+def gpt_step(ids, params, n_head, cache: KVCache, n_past, store=None):  # [n_batch, n_new] int, params, int, KVCache, int -> [n_batch, n_new, n_vocab]
     """Logits for new tokens at positions n_past.., reading the cache and writing their rows."""
     n_new = ids.shape[1]
     x = params["wte"][ids] + params["wpe"][n_past:n_past + n_new]  # [n_batch, n_new, n_embd]
     for layer, p in enumerate(params["blocks"]):
-        x = cached_block(x, p, n_head, cache.k[layer], cache.v[layer], n_past)
+        x = cached_block(x, p, n_head, cache.k[layer], cache.v[layer], n_past, store)
     return layer_norm(x, **params["ln_f"]) @ params["wte"].T  # [n_batch, n_new, n_vocab]
 
 
@@ -93,17 +95,17 @@ class Decoding:
     written_at: np.ndarray  # [n_seq] int  the step that wrote each position's k, v (1 = prefill)
 
 
-def greedy_decode(prompt_ids, params, n_head, n_seq) -> Decoding:  # [n_prompt] int, params, int, int -> Decoding
+def greedy_decode(prompt_ids, params, n_head, n_seq, store=None) -> Decoding:  # [n_prompt] int, params, int, int -> Decoding
     """Prefill the prompt in one step, then append the argmax token one step at a time."""
     cache = empty_cache(params, n_head)
     n_prompt = len(prompt_ids)
     ids = np.zeros(n_seq, dtype=np.int64)
     ids[:n_prompt] = prompt_ids
     logits = np.zeros((n_seq, params["wte"].shape[0]), params["wte"].dtype)  # [n_seq, n_vocab]
-    logits[:n_prompt] = gpt_step(ids[None, :n_prompt], params, n_head, cache, 0)[0]
+    logits[:n_prompt] = gpt_step(ids[None, :n_prompt], params, n_head, cache, 0, store)[0]
     for t in range(n_prompt, n_seq):
         ids[t] = np.argmax(logits[t - 1])
-        logits[t] = gpt_step(ids[None, t:t + 1], params, n_head, cache, t)[0, 0]
+        logits[t] = gpt_step(ids[None, t:t + 1], params, n_head, cache, t, store)[0, 0]
     written_at = np.concatenate([np.ones(n_prompt, np.int64), np.arange(2, n_seq - n_prompt + 2)])
     return Decoding(ids, logits, cache, written_at)
 
@@ -133,15 +135,6 @@ def step_madds(t, n_embd, n_layer, n_vocab, cached):  # [...] ints -> [...] int
     if cached:
         return matmul_madds(1, t - 1, n_embd, n_layer, n_vocab)
     return matmul_madds(t, 0, n_embd, n_layer, n_vocab)
-
-
-def kv_cache_bytes(n_layer, n_kv_head, d_head, seq_len, bytes_per_value, n_batch=1):  # [...] -> [...] int
-    """2 (K and V) x n_layer x n_kv_head x seq_len x d_head x bytes per value x batch.
-
-    Example: GPT-2 small, 1024 tokens in fp16: kv_cache_bytes(12, 12, 64, 1024, 2) -> 37748736
-    """
-    return (2 * np.asarray(n_layer, dtype=np.int64) * n_kv_head * np.asarray(seq_len, dtype=np.int64)
-            * d_head * bytes_per_value * np.asarray(n_batch, dtype=np.int64))
 
 
 @dataclass(frozen=True)
@@ -194,23 +187,260 @@ def step_times(cfg: TimingConfig) -> StepTimes:
 
 
 # ---------------------------------------------------------------------------------------------
-# The chapter's results
+# A cache in fewer bits
+
+
+def quantise(x, bits):  # [..., d_head], int -> [..., d_head]
+    """Each vector rounded to signed integers of `bits` bits with its own absmax scale, read back.
+
+    Example: quantise(np.array([0.5, -1.0, 0.26]), 2) -> [0.0, -1.0, 0.0]  (levels -1, 0, 1)
+    """
+    top = 2 ** (bits - 1) - 1  # 127 for int8, 7 for int4
+    scale = np.abs(x).max(axis=-1, keepdims=True) / top  # [..., 1]
+    scale = np.where(scale == 0, 1, scale)
+    return (np.clip(np.round(x / scale), -top, top) * scale).astype(x.dtype)
+
+
+def teacher_forced_logits(ids, params, n_head, store=None):  # [n_seq] int -> [n_seq, n_vocab]
+    """Each position's logits, one token per step through a cache that keeps store(k), store(v)."""
+    cache = empty_cache(params, n_head)
+    return np.concatenate([gpt_step(ids[None, t:t + 1], params, n_head, cache, t, store)[0]
+                           for t in range(len(ids))])
 
 
 @dataclass(frozen=True)
-class Memory:
-    labels: tuple[str, ...]  # [n_model]  the grid's published configurations, then the tiny model
+class Quantised:
+    bits: np.ndarray  # [n_q]
+    bytes_per_value: np.ndarray  # [n_q]  what each cached number takes (scales apart)
+    max_logit_error: np.ndarray  # [n_q]  largest |logit - float logit| on the float run's tokens
+    mean_logit_error: np.ndarray  # [n_q]
+    flipped_top1: np.ndarray  # [n_q]  positions whose most probable token changes
+    changed_tokens: np.ndarray  # [n_q]  greedy tokens that differ when decoding with that cache
+    first_change: np.ndarray  # [n_q]  the first generated token that differs (1-based), 0 if none
+    n_generated: int  # greedy tokens compared
+    logit_error: np.ndarray  # [n_q, n_seq]  largest |error| at each position
+
+
+def quantised_cache(prompt, params, n_head, n_ctx, bits_list, reference: Decoding) -> Quantised:
+    """The float run's tokens re-read through quantised caches, and greedy decoding with them."""
+    exact = teacher_forced_logits(reference.ids, params, n_head)  # [n_seq, n_vocab]
+    errors, changed, flipped, first = [], [], [], []
+    for bits in bits_list:
+        store = lambda x, bits=bits: quantise(x, bits)  # noqa: E731
+        logits = teacher_forced_logits(reference.ids, params, n_head, store)
+        errors.append(np.abs(logits - exact).max(axis=-1))
+        flipped.append(int((logits.argmax(-1) != exact.argmax(-1)).sum()))
+        run = greedy_decode(prompt, params, n_head, n_ctx, store)
+        differs = run.ids[len(prompt):] != reference.ids[len(prompt):]
+        changed.append(int(differs.sum()))
+        first.append(int(np.argmax(differs)) + 1 if differs.any() else 0)
+    errors = np.stack(errors)  # [n_q, n_seq]
+    return Quantised(bits=np.array(bits_list), bytes_per_value=np.array(bits_list) / 8,
+                     max_logit_error=errors.max(axis=1), mean_logit_error=errors.mean(axis=1),
+                     flipped_top1=np.array(flipped), changed_tokens=np.array(changed),
+                     first_change=np.array(first),
+                     n_generated=len(reference.ids) - len(prompt), logit_error=errors)
+
+
+# ---------------------------------------------------------------------------------------------
+# Speculative decoding
+
+
+@dataclass(frozen=True)
+class Speculation:
+    ids: np.ndarray  # [n_seq] int  the prompt and the generated tokens
+    target_passes: int  # forward calls of the target (the first one also reads the prompt)
+    draft_passes: int
+    proposed: int  # draft tokens the target checked
+    accepted: int
+
+
+def speculative_decode(prompt_ids, target, n_head_target, draft, n_head_draft, n_seq, gamma) -> Speculation:
+    """Greedy speculative decoding: the draft proposes gamma tokens, the target checks them in one
+    pass, keeps the longest prefix equal to its own argmax and adds its own next token.
+
+    Each model keeps its cache; rows past the accepted tokens are simply overwritten later.
+    """
+    n_ctx = target["wpe"].shape[0]
+    ids = list(prompt_ids)
+    t_cache, d_cache = empty_cache(target, n_head_target), empty_cache(draft, n_head_draft)
+    t_valid = d_valid = 0  # leading positions whose k, v each cache holds for the current ids
+    passes = drafts = proposed = accepted = 0
+    while len(ids) < n_seq:
+        n = len(ids)
+        g = max(0, min(gamma, n_seq - n - 1, n_ctx - n))
+        proposal = []
+        for _ in range(g):
+            feed = (ids + proposal)[d_valid:]
+            logits = gpt_step(np.array([feed]), draft, n_head_draft, d_cache, d_valid)[0, -1]
+            d_valid += len(feed)
+            proposal.append(int(np.argmax(logits)))
+            drafts += 1
+        feed = (ids + proposal)[t_valid:]
+        logits = gpt_step(np.array([feed]), target, n_head_target, t_cache, t_valid)[0]  # [len(feed), n_vocab]
+        passes += 1
+        wanted = logits[len(feed) - g - 1:].argmax(axis=-1)  # [g + 1]  the target's own next tokens
+        k = next((i for i in range(g) if proposal[i] != wanted[i]), g)
+        ids += proposal[:k] + [int(wanted[k])]
+        t_valid = n + k
+        d_valid = min(d_valid, n + k)
+        proposed, accepted = proposed + g, accepted + k
+    return Speculation(np.array(ids[:n_seq]), passes, drafts, proposed, accepted)
+
+
+def agreement(ids, n_prompt, target, n_head_target, draft, n_head_draft) -> np.ndarray:  # [n_seq] -> [n_seq - n_prompt] bool
+    """Whether the draft's argmax equals the target's at each generated position of ids."""
+    t = gpt(ids[None, :-1], target, n_head_target).logits[0].argmax(-1)  # [n_seq - 1]
+    d = gpt(ids[None, :-1], draft, n_head_draft).logits[0].argmax(-1)
+    return (t == d)[n_prompt - 1:]
+
+
+def expected_tokens_per_pass(alpha, gamma):  # [...], [...] -> [...]
+    """Leviathan et al. (2023): (1 - alpha^(gamma + 1)) / (1 - alpha), gamma + 1 at alpha = 1."""
+    alpha, gamma = np.asarray(alpha, dtype=float), np.asarray(gamma, dtype=float)
+    safe = np.where(alpha < 1, alpha, 0.5)
+    return np.where(alpha < 1, (1 - safe ** (gamma + 1)) / (1 - safe), gamma + 1)
+
+
+@dataclass(frozen=True)
+class Speculative:
+    draft_layers: int
+    draft_heads: int
+    draft_params: int
+    draft_lengths: np.ndarray  # [n_g]
+    n_prompts: int
+    n_generated: int  # tokens generated per run, summed over the prompts
+    plain_passes: int  # target forward calls of plain greedy decoding with a cache
+    target_passes: np.ndarray  # [n_g]  summed over the prompts
+    draft_passes: np.ndarray  # [n_g]
+    acceptance: np.ndarray  # [n_g]  accepted / proposed draft tokens
+    alpha: float  # the draft's argmax equals the target's, over the generated positions
+    tokens_per_pass: np.ndarray  # [n_g]  measured
+    expected_per_pass: np.ndarray  # [n_g]  Leviathan et al. with alpha
+    identical: bool  # every run equals plain greedy decoding of the target
+
+
+def speculative(prompts, target, n_head, draft, n_head_draft, n_new, gammas) -> Speculative:
+    """Speculative runs for each draft length over the prompts, against plain greedy decoding."""
+    plain = [greedy_decode(p, target.params, n_head, len(p) + n_new).ids for p in prompts]
+    agree = np.concatenate([agreement(ids, len(p), target.params, n_head, draft.params, n_head_draft)
+                            for ids, p in zip(plain, prompts)])
+    runs = [[speculative_decode(p, target.params, n_head, draft.params, n_head_draft, len(p) + n_new, g)
+             for p in prompts] for g in gammas]
+    alpha = float(agree.mean())
+    t_passes = np.array([sum(r.target_passes for r in row) for row in runs])
+    generated = n_new * len(prompts)
+    return Speculative(
+        draft_layers=draft.config.n_layer, draft_heads=draft.config.n_head, draft_params=draft.n_params,
+        draft_lengths=np.array(gammas), n_prompts=len(prompts), n_generated=generated,
+        plain_passes=generated, target_passes=t_passes,
+        draft_passes=np.array([sum(r.draft_passes for r in row) for row in runs]),
+        acceptance=np.array([sum(r.accepted for r in row) / max(1, sum(r.proposed for r in row)) for row in runs]),
+        alpha=alpha, tokens_per_pass=generated / t_passes,
+        expected_per_pass=expected_tokens_per_pass(alpha, np.array(gammas)),
+        identical=all(np.array_equal(r.ids, ids) for row in runs for r, ids in zip(row, plain)),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Published models: memory at their real context, what fits in a GPU, the roofline
+
+
+@dataclass(frozen=True)
+class Ledger:
+    names: tuple[str, ...]  # [n_model]
+    attention: tuple[str, ...]  # [n_model]  mha, gqa, mqa, mla, sliding
     n_layer: np.ndarray  # [n_model]
     n_head: np.ndarray  # [n_model]  query heads
-    n_kv_head: np.ndarray  # [n_model]  key/value heads (fewer than n_head: grouped-query attention)
-    d_head: np.ndarray  # [n_model]
-    seq_lengths: np.ndarray  # [n_len]
+    n_kv_head: np.ndarray  # [n_model]
+    kv_rank: np.ndarray  # [n_model]  MLA's cached latent width (0 without MLA)
+    rope_dim: np.ndarray  # [n_model]  MLA's cached RoPE key width (0 without MLA)
+    context: np.ndarray  # [n_model]  tokens
+    window: np.ndarray  # [n_model]  0 where attention is not windowed
+    n_params: np.ndarray  # [n_model]  int64
+    n_active: np.ndarray  # [n_model]
+    kv_per_token: np.ndarray  # [n_model]  bytes, bf16
+    mha_kv_per_token: np.ndarray  # [n_model]  bytes, bf16, if every query head cached its own K and V
+    kv_at_context: np.ndarray  # [n_model]  bytes, one sequence at the model's context, bf16
+    lengths: np.ndarray  # [n_len]  context lengths the memory chart draws
+    kv_at_length: np.ndarray  # [n_model, n_len]  bytes; 0 past the model's context
+    gpus_gb: np.ndarray  # [n_gpu]
     precisions: tuple[str, ...]  # [n_prec]
-    bytes_per_value: np.ndarray  # [n_prec]
-    batch_sizes: np.ndarray  # [n_batch]
-    bytes: np.ndarray  # [n_model, n_prec, n_batch, n_len]
-    bytes_per_token: np.ndarray  # [n_model, n_prec]  one sequence
-    mha_bytes_per_token: np.ndarray  # [n_model, n_prec]  if every query head kept its own K and V
+    weights: np.ndarray  # [n_model, n_prec]  bytes
+    fit_tokens: np.ndarray  # [n_model, n_gpu, n_prec]  cache tokens beside the weights (0: weights do not fit)
+    fit_sequences: np.ndarray  # [n_model, n_gpu, n_prec]  whole-context sequences that fit
+    example: str  # the model the prose works through
+    example_gb: int  # on this GPU memory
+
+
+@dataclass(frozen=True)
+class Roofline:
+    gpu: str
+    bandwidth: float  # bytes/s
+    flops: float  # FLOP/s
+    memory: float  # bytes
+    names: tuple[str, ...]  # [n_r]  the ledger's models whose bf16 weights fit the GPU
+    tokens: np.ndarray  # [n_r]  tokens each sequence holds (the grid's, capped at the context)
+    batches: np.ndarray  # [n_b]
+    step_bytes: np.ndarray  # [n_r, n_b]  read per decode step
+    step_flops: np.ndarray  # [n_r, n_b]
+    intensity: np.ndarray  # [n_r, n_b]  FLOP per byte
+    tokens_per_s: np.ndarray  # [n_r, n_b]  the roofline's bound: batch / max(bytes / bw, flops / peak)
+    memory_bound: np.ndarray  # [n_r, n_b] bool
+    fits: np.ndarray  # [n_r, n_b] bool  weights and every sequence's cache fit the GPU
+
+
+def ledger_memory(models, grid) -> Ledger:
+    """Every model's cache at its real context, and what fits beside its weights in each GPU."""
+    lengths = np.unique(np.r_[2 ** np.arange(8, 18), [m.context for m in models]])  # [n_len]
+    at = np.array([[ledger.kv_bytes(m, int(n)) if n <= m.context else 0 for n in lengths] for m in models])
+    weights = np.array([[ledger.weight_bytes(m, p) for p in grid.fit_precisions] for m in models])
+    per_token = np.array([[ledger.kv_bytes_per_token(m, p) for p in grid.fit_precisions] for m in models])
+    capacity = np.array(grid.gpu_memories_gb, dtype=float) * 1e9  # [n_gpu]
+    free = np.maximum(capacity[None, :, None] - weights[:, None, :], 0)  # [n_model, n_gpu, n_prec]
+    per_sequence = np.array([ledger.cached_positions(m, m.context) for m in models])[:, None, None] * per_token[:, None, :]
+    return Ledger(
+        names=tuple(m.name for m in models), attention=tuple(m.attention for m in models),
+        n_layer=np.array([m.n_layer for m in models]), n_head=np.array([m.n_head for m in models]),
+        n_kv_head=np.array([m.n_kv_head for m in models]),
+        kv_rank=np.array([m.latent.kv_rank if m.latent else 0 for m in models]),
+        rope_dim=np.array([m.latent.rope_dim if m.latent else 0 for m in models]),
+        context=np.array([m.context for m in models]), window=np.array([m.window or 0 for m in models]),
+        n_params=np.array([ledger.n_params(m) for m in models], dtype=np.int64),
+        n_active=np.array([ledger.n_active_params(m) for m in models], dtype=np.int64),
+        kv_per_token=np.array([ledger.kv_bytes_per_token(m) for m in models]),
+        mha_kv_per_token=np.array([ledger.mha_kv_values_per_token(m) * 2.0 for m in models]),
+        kv_at_context=np.array([ledger.kv_bytes(m, m.context) for m in models]),
+        lengths=lengths, kv_at_length=at, gpus_gb=np.array(grid.gpu_memories_gb),
+        precisions=tuple(grid.fit_precisions), weights=weights,
+        fit_tokens=np.floor(free / per_token[:, None, :]).astype(np.int64),
+        fit_sequences=np.floor(free / per_sequence).astype(np.int64),
+        example=grid.example_model, example_gb=grid.example_gpu_gb,
+    )
+
+
+def roofline(models, grid) -> Roofline:
+    """Decode steps of the models that fit one GPU, batch by batch, against its bandwidth and peak."""
+    bw, peak, memory = grid.gpu_bandwidth_tb_s * 1e12, grid.gpu_tflop_s * 1e12, grid.gpu_memory_gb * 1e9
+    chosen = [m for m in models if ledger.weight_bytes(m) < memory]
+    batches = np.array(grid.roofline_batches)
+    tokens = np.array([min(grid.roofline_tokens, m.context) for m in chosen])
+    step_bytes = np.array([[ledger.decode_bytes(m, int(t) - 1, "bf16", int(b)) for b in batches]
+                           for m, t in zip(chosen, tokens)])
+    step_flops = np.array([[b * ledger.decode_flops(m, int(t) - 1) for b in batches]
+                           for m, t in zip(chosen, tokens)])
+    seconds = np.maximum(step_bytes / bw, step_flops / peak)
+    held = np.array([[ledger.weight_bytes(m) + ledger.kv_bytes(m, int(t), "bf16", int(b)) for b in batches]
+                     for m, t in zip(chosen, tokens)])
+    return Roofline(gpu=grid.gpu_name, bandwidth=bw, flops=peak, memory=memory,
+                    names=tuple(m.name for m in chosen), tokens=tokens, batches=batches,
+                    step_bytes=step_bytes, step_flops=step_flops, intensity=step_flops / step_bytes,
+                    tokens_per_s=batches[None, :] / seconds, memory_bound=step_bytes / bw >= step_flops / peak,
+                    fits=held <= memory)
+
+
+# ---------------------------------------------------------------------------------------------
+# The chapter's results
 
 
 @dataclass(frozen=True)
@@ -227,8 +457,8 @@ class KVCacheResults:
     max_abs_diff: np.ndarray  # [n_seq]  |cached - full pass| per position, float32
     max_abs_diff_f64: float  # the same check with the weights in float64
     max_abs_logit: float  # the largest |logit|, for scale
-    growth_k: np.ndarray  # [n_rows, n_embd]  layer 1's cached keys (heads side by side)
-    growth_v: np.ndarray  # [n_rows, n_embd]  and values
+    growth_k: np.ndarray  # [n_rows, n_dims]  layer 1's cached keys (heads side by side), the first n_dims
+    growth_v: np.ndarray  # [n_rows, n_dims]  and values
     written_at: np.ndarray  # [n_rows]  the step that wrote each row (1 = the prefill)
     work_steps: np.ndarray  # [n_w]  sequence lengths at which work is shown
     madds_cached: np.ndarray  # [n_w]  multiply-adds for the token at that length, with the cache
@@ -238,7 +468,10 @@ class KVCacheResults:
     times: StepTimes
     timed_madds_cached: np.ndarray  # [n_t]
     timed_madds_uncached: np.ndarray  # [n_t]
-    memory: Memory
+    quantised: Quantised
+    speculative: Speculative
+    ledger: Ledger
+    roofline: Roofline
     facts: KVCacheFacts
 
 
@@ -251,10 +484,18 @@ def cast(params, dtype):  # params, dtype -> params
     return params.astype(dtype)
 
 
-def simulate(config: WithFamily, memo: Memo = uncached) -> KVCacheResults:
-    """Decode with the cache, check it against full passes, count, time and size it."""
+def story_prompts(vocab, n_prompts, n_tokens, seed):  # -> [n_prompts] x [n_tokens] int
+    """The first n_tokens tokens (END, then words) of held-out stories, in the model's ids."""
+    stories = corpus(World(), n_prompts, seed)
+    index = {w: i for i, w in enumerate(vocab)}
+    return [np.array([index[stories.vocab[i]] for i in stories.ids[s:s + n_tokens]]) for s in stories.starts]
+
+
+def simulate(config: WithLedger, memo: Memo = uncached) -> KVCacheResults:
+    """Decode with the cache, check it against full passes, count, time, quantise, speculate, size."""
     grid, family = config.grid, config.family
     model: TrainedModel = load_member(family, grid.model_layers, grid.model_heads, memo)
+    draft: TrainedModel = load_member(family, grid.draft_layers, grid.draft_heads, memo)
     prompt = np.array(prompt_ids(grid.prompt, model.vocab))  # [n_prompt]
     cfg = model.config
     n_ctx, n_vocab = cfg.data.n_ctx, len(model.vocab)
@@ -266,8 +507,8 @@ def simulate(config: WithFamily, memo: Memo = uncached) -> KVCacheResults:
     diff64 = float(np.abs(run64.logits - uncached_logits(run64.ids, params64, cfg.n_head)).max())
 
     n_rows = len(prompt) + grid.growth_steps - 1
-    growth_k = merge_heads(run.cache.k[0, :, :, :n_rows])[0]  # [n_rows, n_embd]
-    growth_v = merge_heads(run.cache.v[0, :, :, :n_rows])[0]
+    growth_k = merge_heads(run.cache.k[0, :, :, :n_rows])[0, :, :grid.growth_dims]  # [n_rows, n_dims]
+    growth_v = merge_heads(run.cache.v[0, :, :, :n_rows])[0, :, :grid.growth_dims]
 
     shape = dict(n_embd=cfg.n_embd, n_layer=cfg.n_layer, n_vocab=n_vocab)
     every = np.arange(1, max(grid.timed_lengths) + 1)  # [n_steps]
@@ -275,6 +516,8 @@ def simulate(config: WithFamily, memo: Memo = uncached) -> KVCacheResults:
     per_step = {c: step_madds(every, cached=c, **shape) for c in (True, False)}
     timing = memo(step_times, TimingConfig(cfg.n_layer, cfg.n_head, cfg.n_embd, n_vocab,
                                            tuple(grid.timed_lengths), grid.seed))
+    prompts = story_prompts(model.vocab, grid.speculative_prompts, grid.speculative_prompt_tokens,
+                            [grid.seed, 20])
     return with_facts(
         n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd, n_ctx=n_ctx, n_vocab=n_vocab,
         n_params=model.n_params, tokens=tuple(model.vocab[i] for i in run.ids), n_prompt=len(prompt),
@@ -287,26 +530,11 @@ def simulate(config: WithFamily, memo: Memo = uncached) -> KVCacheResults:
         times=timing,
         timed_madds_cached=step_madds(timing.lengths, cached=True, **shape),
         timed_madds_uncached=step_madds(timing.lengths, cached=False, **shape),
-        memory=memory(grid, cfg),
-    )
-
-
-def memory(grid, tiny: TrainConfig) -> Memory:  # KVCacheGrid, TrainConfig -> Memory
-    """Cache sizes of the grid's configurations and the tiny model, over lengths, precisions, batches."""
-    configs = [*grid.models, (TINY, tiny.n_layer, tiny.n_head, tiny.n_head,
-                              tiny.n_embd // tiny.n_head)]
-    n_layer, n_head, n_kv_head, d_head = (np.array([c[i] for c in configs]) for i in range(1, 5))  # [n_model]
-    per_value = np.array([BYTES_PER_VALUE[p] for p in grid.precisions])  # [n_prec]
-    batches, lengths = np.array(grid.batch_sizes), np.array(grid.seq_lengths)
-    m, p, b, n = np.ix_(np.arange(len(configs)), np.arange(len(per_value)), np.arange(len(batches)),
-                        np.arange(len(lengths)))
-    return Memory(
-        labels=tuple(c[0] for c in configs), n_layer=n_layer, n_head=n_head, n_kv_head=n_kv_head,
-        d_head=d_head, seq_lengths=lengths, precisions=tuple(grid.precisions),
-        bytes_per_value=per_value, batch_sizes=batches,
-        bytes=kv_cache_bytes(n_layer[m], n_kv_head[m], d_head[m], lengths[n], per_value[p], batches[b]),
-        bytes_per_token=kv_cache_bytes(n_layer[:, None], n_kv_head[:, None], d_head[:, None], 1, per_value),
-        mha_bytes_per_token=kv_cache_bytes(n_layer[:, None], n_head[:, None], d_head[:, None], 1, per_value),
+        quantised=quantised_cache(prompt, model.params, cfg.n_head, n_ctx, grid.quant_bits, run),
+        speculative=speculative(prompts, model, cfg.n_head, draft, draft.config.n_head,
+                                grid.speculative_new_tokens, grid.draft_lengths),
+        ledger=ledger_memory(config.models, grid),
+        roofline=roofline(config.models, grid),
     )
 
 
@@ -328,6 +556,7 @@ class KVCacheFacts:
     prompt: tuple[str, ...]  # tokens
     continuation: tuple[str, ...]
     growth_steps: int
+    growth_dims: int  # dimensions of each cached row the growth chart shows
     max_diff: float  # largest logit difference, cached vs full pass, float32
     max_diff_f64: float
     max_logit: float
@@ -350,54 +579,145 @@ class KVCacheFacts:
     cached_growth: float
     uncached_growth: float
     madds_ratio_long: float
-    gpt2_label: str
-    shortest: int
-    gpt2_shortest_bytes: int
-    gpt2_shortest_mib: float
-    gpt2_layers: int
-    gpt2_kv_heads: int
-    gpt2_d_head: int
-    fp16_bytes: int
-    gpt2_token_kib: float
-    llama7_label: str
-    llama7_token_kib: float
-    llama70_label: str
-    llama70_token_kib: float
-    llama70_layers: int
-    llama70_heads: int
-    llama70_kv_heads: int
-    llama70_mha_token_kib: float
-    gqa_factor: float
-    llama70_longest_gib: float
-    llama7_longest_gib: float
-    longest: int
-    batch_small: int
-    batch_big: int
+    # the ledger's caches (bf16)
+    n_models: int
     tiny_token_bytes: int
     tiny_context_kib: float
+    mha_name: str  # the multi-head model with the largest cache per token
+    mha_token_kib: float
+    mha_context: int
+    mha_context_gib: float
+    gqa_name: str  # the grouped-query model with the longest context
+    gqa_heads: int
+    gqa_kv_heads: int
+    gqa_token_kib: float
+    gqa_mha_token_kib: float  # if every query head kept its own K and V
+    gqa_context: int
+    gqa_context_gib: float
+    mqa_name: str
+    mqa_heads: int
+    mqa_token_kib: float
+    sliding_name: str
+    sliding_window: int
+    sliding_context: int
+    sliding_context_mib: float
+    sliding_uncapped_mib: float
+    mla_name: str
+    mla_kv_rank: int
+    mla_rope_dim: int
+    mla_layers: int
+    mla_heads: int
+    mla_token_kib: float
+    mla_mha_token_kib: float  # 128 heads caching full keys (nope + rope) and values
+    mla_context: int
+    mla_context_gib: float
+    largest_name: str  # the largest cache at its own context
+    largest_gib: float
+    largest_weights_gib: float  # its weights in bf16
+    # what fits: the example model on the example GPU
+    fit_name: str
+    fit_gb: int
+    fit_precision: str
+    fit_weights_gb: float
+    fit_tokens: int
+    fit_sequences: int
+    fit_context: int
+    fit_short_tokens: int  # the roofline's sequence length
+    fit_short_sequences: int
+    fit_small_precision: str  # the smallest precision of the grid
+    fit_small_tokens: int
+    # the roofline
+    gpu: str
+    bandwidth_tb_s: float
+    tflop_s: float
+    gpu_gb: int
+    ridge: float  # FLOP per byte where memory and compute take the same time
+    roof_name: str
+    roof_tokens: int
+    roof_weights_gb: float
+    roof_b1_intensity: float
+    roof_b1_memory_bound: bool
+    roof_b1_tokens_s: float
+    roof_b1_ms: float
+    roof_big_batch: int  # the largest batch that fits the GPU
+    roof_big_tokens_s: float
+    roof_big_intensity: float
+    roof_big_memory_bound: bool
+    roof_speedup: float  # tokens/s at the big batch over batch 1
+    roof_models: tuple[str, ...]
+    # the cache in fewer bits
+    quant_bits_high: int
+    quant_bits_low: int
+    quant_error_high: float
+    quant_error_low: float
+    quant_changed_high: int
+    quant_changed_low: int
+    quant_first_change_low: int
+    quant_flipped_high: int
+    quant_flipped_low: int
+    quant_generated: int
+    # speculative decoding
+    draft_name: str
+    draft_params: int
+    spec_prompts: int
+    spec_new: int
+    spec_tokens: int
+    spec_alpha: float
+    spec_identical: bool
+    spec_best_gamma: int
+    spec_best_per_pass: float
+    spec_best_expected: float
+    spec_best_acceptance: float
+    spec_best_passes: int
+    spec_best_draft_passes: int
+    spec_plain_passes: int
+    spec_below_expected: bool  # at the best draft length, measured tokens per pass < expected
+    spec_cost_ratio: float  # draft parameters / target parameters: a draft pass's cost if both read all weights
+    spec_time_gamma: int  # the draft length that saves the most time at that cost
+    spec_time_gain: float  # plain passes / (target passes + ratio x draft passes)
+    spec_first_gamma: int
+    spec_first_per_pass: float
+    spec_first_expected: float
 
 
-GIB = 2 ** 30
+GIB, MIB = 2 ** 30, 2 ** 20
 TINY = "tiny model (this site)"
+
+
+def first_of(led: Ledger, kind: str) -> int:
+    """Index of the first ledger model with the attention kind; the prose needs one of each."""
+    if kind not in led.attention:
+        raise ValueError(f"the KV cache chapter needs a model with attention {kind!r} in the ledger")
+    return led.attention.index(kind)
 
 
 def with_facts(**fields) -> KVCacheResults:
     """KVCacheResults with the facts its prose quotes."""
     r = KVCacheResults(**fields, facts=None)
-    m, t = r.memory, r.times
-    label = {name: i for i, name in enumerate(m.labels)}
-    fp16 = m.precisions.index("fp16") if "fp16" in m.precisions else 0
-    gpt2, llama7, llama70 = 0, min(1, len(m.labels) - 1), min(2, len(m.labels) - 1)
-    tiny = label[TINY]
-
-    def per_token(i, p=fp16):
-        return int(m.bytes_per_token[i, p])
-
+    t, led, roof, q, sp = r.times, r.ledger, r.roofline, r.quantised, r.speculative
+    kinds = {k: [i for i, a in enumerate(led.attention) if a == k] for k in set(led.attention)}
+    mha = max(kinds.get("mha", [first_of(led, "mha")]), key=lambda i: led.kv_per_token[i])
+    gqa = max(kinds.get("gqa", [first_of(led, "gqa")]), key=lambda i: (led.context[i], led.kv_per_token[i]))
+    mqa, sliding, mla = first_of(led, "mqa"), first_of(led, "sliding"), first_of(led, "mla")
+    largest = int(np.argmax(led.kv_at_context))
+    fit = led.names.index(led.example)
+    gpu = list(led.gpus_gb).index(led.example_gb)
+    small = int(np.argmin([ledger.BYTES_PER_VALUE[p] for p in led.precisions]))
+    bf16 = led.precisions.index("bf16") if "bf16" in led.precisions else 0
+    roof_i = roof.names.index(led.example)
+    fitting = np.flatnonzero(roof.fits[roof_i])
+    big = int(fitting[-1]) if len(fitting) else 0
+    hi, lo = int(np.argmax(q.bits)), int(np.argmin(q.bits))
+    best = int(np.argmax(sp.tokens_per_pass))
+    cost = sp.draft_params / r.n_params
+    gain = sp.plain_passes / (sp.target_passes + cost * sp.draft_passes)  # [n_g]
+    fastest = int(np.argmax(gain))
     facts = KVCacheFacts(
         n_layer=r.n_layer, n_head=r.n_head, n_embd=r.n_embd, d_head=r.n_embd // r.n_head,
         n_ctx=r.n_ctx, n_vocab=r.n_vocab, n_params=r.n_params, n_prompt=r.n_prompt,
         n_generated=len(r.tokens) - r.n_prompt, prompt=r.tokens[:r.n_prompt],
         continuation=r.tokens[r.n_prompt:], growth_steps=int(r.written_at.max()),
+        growth_dims=int(r.growth_k.shape[1]),
         max_diff=float(r.max_abs_diff.max()), max_diff_f64=r.max_abs_diff_f64,
         max_logit=r.max_abs_logit, work_length=int(r.work_steps[-1]),
         step_cached=int(r.madds_cached[-1]), step_uncached=int(r.madds_uncached[-1]),
@@ -414,22 +734,62 @@ def with_facts(**fields) -> KVCacheResults:
         cached_growth=float(t.seconds_cached[-1] / t.seconds_cached[0]),
         uncached_growth=float(t.seconds_uncached[-1] / t.seconds_uncached[0]),
         madds_ratio_long=float(r.timed_madds_uncached[-1] / r.timed_madds_cached[-1]),
-        gpt2_label=m.labels[gpt2], shortest=int(m.seq_lengths[0]),
-        gpt2_shortest_bytes=int(m.bytes[gpt2, fp16, 0, 0]),
-        gpt2_shortest_mib=float(m.bytes[gpt2, fp16, 0, 0] / 2 ** 20),
-        gpt2_layers=int(m.n_layer[gpt2]), gpt2_kv_heads=int(m.n_kv_head[gpt2]),
-        gpt2_d_head=int(m.d_head[gpt2]), fp16_bytes=int(m.bytes_per_value[fp16]),
-        gpt2_token_kib=per_token(gpt2) / 1024,
-        llama7_label=m.labels[llama7], llama7_token_kib=per_token(llama7) / 1024,
-        llama70_label=m.labels[llama70], llama70_token_kib=per_token(llama70) / 1024,
-        llama70_layers=int(m.n_layer[llama70]), llama70_heads=int(m.n_head[llama70]),
-        llama70_kv_heads=int(m.n_kv_head[llama70]),
-        llama70_mha_token_kib=int(m.mha_bytes_per_token[llama70, fp16]) / 1024,
-        gqa_factor=float(m.n_head[llama70] / m.n_kv_head[llama70]),
-        llama70_longest_gib=float(m.bytes[llama70, fp16, 0, -1] / GIB),
-        llama7_longest_gib=float(m.bytes[llama7, fp16, 0, -1] / GIB),
-        longest=int(m.seq_lengths[-1]),
-        batch_small=int(m.batch_sizes[0]), batch_big=int(m.batch_sizes[min(1, len(m.batch_sizes) - 1)]),
-        tiny_token_bytes=per_token(tiny), tiny_context_kib=per_token(tiny) * r.n_ctx / 1024,
+        n_models=len(led.names),
+        tiny_token_bytes=2 * 2 * r.n_layer * r.n_embd,
+        tiny_context_kib=2 * 2 * r.n_layer * r.n_embd * r.n_ctx / 1024,
+        mha_name=led.names[mha], mha_token_kib=led.kv_per_token[mha] / 1024,
+        mha_context=int(led.context[mha]), mha_context_gib=led.kv_at_context[mha] / GIB,
+        gqa_name=led.names[gqa], gqa_heads=int(led.n_head[gqa]), gqa_kv_heads=int(led.n_kv_head[gqa]),
+        gqa_token_kib=led.kv_per_token[gqa] / 1024,
+        gqa_mha_token_kib=led.mha_kv_per_token[gqa] / 1024,
+        gqa_context=int(led.context[gqa]), gqa_context_gib=led.kv_at_context[gqa] / GIB,
+        mqa_name=led.names[mqa], mqa_heads=int(led.n_head[mqa]), mqa_token_kib=led.kv_per_token[mqa] / 1024,
+        sliding_name=led.names[sliding], sliding_window=int(led.window[sliding]),
+        sliding_context=int(led.context[sliding]), sliding_context_mib=led.kv_at_context[sliding] / MIB,
+        sliding_uncapped_mib=led.kv_per_token[sliding] * led.context[sliding] / MIB,
+        mla_name=led.names[mla], mla_kv_rank=int(led.kv_rank[mla]), mla_rope_dim=int(led.rope_dim[mla]),
+        mla_layers=int(led.n_layer[mla]), mla_heads=int(led.n_head[mla]),
+        mla_token_kib=led.kv_per_token[mla] / 1024, mla_mha_token_kib=led.mha_kv_per_token[mla] / 1024,
+        mla_context=int(led.context[mla]), mla_context_gib=led.kv_at_context[mla] / GIB,
+        largest_name=led.names[largest], largest_gib=led.kv_at_context[largest] / GIB,
+        largest_weights_gib=led.weights[largest, bf16] / GIB,
+        fit_name=led.names[fit], fit_gb=int(led.gpus_gb[gpu]), fit_precision=led.precisions[bf16],
+        fit_weights_gb=led.weights[fit, bf16] / 1e9, fit_tokens=int(led.fit_tokens[fit, gpu, bf16]),
+        fit_sequences=int(led.fit_sequences[fit, gpu, bf16]), fit_context=int(led.context[fit]),
+        fit_short_tokens=int(roof.tokens[roof_i]),
+        fit_short_sequences=int(led.fit_tokens[fit, gpu, bf16] // roof.tokens[roof_i]),
+        fit_small_precision=led.precisions[small], fit_small_tokens=int(led.fit_tokens[fit, gpu, small]),
+        gpu=roof.gpu, bandwidth_tb_s=roof.bandwidth / 1e12, tflop_s=roof.flops / 1e12,
+        gpu_gb=int(roof.memory / 1e9), ridge=roof.flops / roof.bandwidth,
+        roof_name=roof.names[roof_i], roof_tokens=int(roof.tokens[roof_i]),
+        roof_weights_gb=led.weights[fit, bf16] / 1e9,
+        roof_b1_intensity=float(roof.intensity[roof_i, 0]),
+        roof_b1_memory_bound=bool(roof.memory_bound[roof_i, 0]),
+        roof_b1_tokens_s=float(roof.tokens_per_s[roof_i, 0]),
+        roof_b1_ms=1e3 / float(roof.tokens_per_s[roof_i, 0]),
+        roof_big_batch=int(roof.batches[big]), roof_big_tokens_s=float(roof.tokens_per_s[roof_i, big]),
+        roof_big_intensity=float(roof.intensity[roof_i, big]),
+        roof_big_memory_bound=bool(roof.memory_bound[roof_i, big]),
+        roof_speedup=float(roof.tokens_per_s[roof_i, big] / roof.tokens_per_s[roof_i, 0]),
+        roof_models=roof.names,
+        quant_bits_high=int(q.bits[hi]), quant_bits_low=int(q.bits[lo]),
+        quant_error_high=float(q.max_logit_error[hi]), quant_error_low=float(q.max_logit_error[lo]),
+        quant_changed_high=int(q.changed_tokens[hi]), quant_changed_low=int(q.changed_tokens[lo]),
+        quant_first_change_low=int(q.first_change[lo]),
+        quant_flipped_high=int(q.flipped_top1[hi]), quant_flipped_low=int(q.flipped_top1[lo]),
+        quant_generated=q.n_generated,
+        draft_name=model_name(sp.draft_layers, sp.draft_heads), draft_params=sp.draft_params,
+        spec_prompts=sp.n_prompts, spec_new=sp.n_generated // sp.n_prompts, spec_tokens=sp.n_generated,
+        spec_alpha=sp.alpha, spec_identical=sp.identical,
+        spec_best_gamma=int(sp.draft_lengths[best]), spec_best_per_pass=float(sp.tokens_per_pass[best]),
+        spec_best_expected=float(sp.expected_per_pass[best]),
+        spec_best_acceptance=float(sp.acceptance[best]),
+        spec_best_passes=int(sp.target_passes[best]), spec_best_draft_passes=int(sp.draft_passes[best]),
+        spec_plain_passes=sp.plain_passes,
+        spec_below_expected=bool(sp.tokens_per_pass[best] < sp.expected_per_pass[best]),
+        spec_cost_ratio=cost, spec_time_gamma=int(sp.draft_lengths[fastest]),
+        spec_time_gain=float(gain[fastest]),
+        spec_first_gamma=int(sp.draft_lengths[0]), spec_first_per_pass=float(sp.tokens_per_pass[0]),
+        spec_first_expected=float(sp.expected_per_pass[0]),
     )
     return dataclasses.replace(r, facts=facts)

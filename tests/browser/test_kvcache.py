@@ -1,5 +1,5 @@
 """The KV cache chapter as a reader drives it, offline: the step slider grows the cache row by
-row, and the memory controls show the precomputed sizes."""
+row, and the GPU-fit controls show the precomputed answers."""
 
 from __future__ import annotations
 
@@ -47,25 +47,23 @@ def test_step_slider_shows_the_rows_reused_and_the_one_written(browser, site, st
     page.context.close()
 
 
-def test_memory_controls_show_the_precomputed_sizes(browser, site):
-    rows = spec_rows(site, "memory", "bytes")
+def test_fit_controls_show_the_precomputed_answers(browser, site):
+    rows = spec_rows(site, "fit", "sequences")
     visit = open_page(browser, site.as_uri(), "kvcache.html")
     page = visit.page
-    figure = page.locator("#fig-kvcache-memory")
+    figure = page.locator("#fig-kvcache-fit")
+    figure.locator("input[name=gpu][value='80']").check()
     figure.locator("input[name=precision][value=int8]").check()
-    figure.locator("input[name=batch][value='8']").check()
-    figure.locator("select").select_option("16384")
     page.wait_for_function(
-        """() => Array.from(document.querySelectorAll('#fig-kvcache-memory [aria-roledescription=bar]'))
+        """() => Array.from(document.querySelectorAll('#fig-kvcache-fit [aria-roledescription=bar]'))
               .some(e => (e.getAttribute('aria-label') || '').includes('precision: int8')
-                         && (e.getAttribute('aria-label') || '').includes('batch: 8')
-                         && (e.getAttribute('aria-label') || '').includes('16,384'))""")
-    bars = labels(page, "memory", "bar")
-    expected = {r["model"]: r["bytes"] for r in rows
-                if (r["precision"], r["batch"], r["sequence length"]) == ("int8", 8, 16384)}
-    shown = {re.search(r"model: ([^;]+);", l).group(1): int(re.search(r"bytes: ([\d,]+)", l).group(1).replace(",", ""))
-             for l in bars}
-    assert shown == expected and len(shown) == 4
-    assert shown["GPT-2 small"] == 2 * 12 * 12 * 16384 * 64 * 1 * 8
+                         && (e.getAttribute('aria-label') || '').includes('GPU memory (GB): 80'))""")
+    bars = labels(page, "fit", "bar")
+    expected = {r["model"]: r["tokens"] for r in rows if (r["GB"], r["precision"]) == (80, "int8")}
+    shown = {re.search(r"model: ([^;]+);", l).group(1):
+             int(re.search(r"cache tokens that fit: ([\d,]+)", l).group(1).replace(",", "")) for l in bars}
+    assert shown == expected and len(shown) == len({r["model"] for r in rows})
+    # Llama 3.1 8B in int8 on 80 GB: (80e9 - 8,030,261,248) / 65,536 bytes per token
+    assert shown["Llama 3.1 8B"] == (80 * 10 ** 9 - 8_030_261_248) // 65_536
     assert visit.errors == []
     page.context.close()

@@ -10,17 +10,19 @@ from generator.charts.common import visible_token
 from generator.grids import KVCacheGrid
 from generator.pages.render import FILTERS
 from generator.sims import kvcache as sims
-from generator.sims.family import WithFamily
-from tests.helpers import TINY_FAMILY
+from generator import content_files
+from tests.helpers import CONTENT, chapter_grids
 from tests.charts.specs import inline_data, nodes, params
 
 GRID = KVCacheGrid(model_layers=2, model_heads=2, growth_steps=6, timed_lengths=(8, 16, 32),
-                   seq_lengths=(1024, 4096, 16384), precisions=("fp32", "fp16", "int8"), batch_sizes=(1, 8))
+                   draft_layers=1, draft_heads=1, draft_lengths=(1, 2, 4), speculative_prompts=3,
+                   speculative_new_tokens=12)
 
 
 @pytest.fixture(scope="module")
 def res(shared_memo):
-    return sims.simulate(WithFamily(GRID, TINY_FAMILY), shared_memo)
+    config = content_files.ledger_inputs(chapter_grids(kvcache=GRID), "kvcache", CONTENT)
+    return sims.simulate(config, shared_memo)
 
 
 @pytest.fixture(scope="module")
@@ -76,31 +78,9 @@ def test_timing_carries_the_measured_seconds_and_says_where_they_were_measured(r
     assert all(s > 0 for s in np.r_[t.seconds_cached, t.seconds_uncached])
 
 
-def test_memory_carries_every_size_and_its_controls_span_the_grid(res, specs):
-    rows = rows_with(specs["memory"], "bytes")
-    m = res.memory
-    assert len(rows) == m.bytes.size
-    for r in rows:
-        i, p = m.labels.index(r["model"]), m.precisions.index(r["precision"])
-        b, n = list(m.batch_sizes).index(r["batch"]), list(m.seq_lengths).index(r["sequence length"])
-        assert r["bytes"] == m.bytes[i, p, b, n]
-        assert r["GiB"] == pytest.approx(m.bytes[i, p, b, n] / 2 ** 30, rel=1e-3)
-    gpt2 = next(r for r in rows if (r["model"], r["precision"], r["batch"], r["sequence length"])
-                == ("GPT-2 small", "fp16", 1, 1024))
-    assert gpt2["bytes"] == 37_748_736
-    ps = params(specs["memory"])
-    assert ps["precision"]["bind"]["options"] == list(GRID.precisions)
-    assert ps["batch"]["bind"]["options"] == list(GRID.batch_sizes)
-    assert ps["length"]["bind"]["options"] == list(GRID.seq_lengths)
-    assert "tiny model (this site)" in {r["model"] for r in rows}
-
-
 def test_facts_quote_the_results(facts, res):
     assert facts.max_diff == res.max_abs_diff.max() <= 1e-5
     assert facts.max_diff_f64 <= 1e-12
-    assert FILTERS["commas"](facts.gpt2_shortest_bytes) == "37,748,736"
-    assert facts.gqa_factor == 8
-    assert facts.llama70_token_kib == 320 and facts.llama70_mha_token_kib == 2560
     assert facts.n_generated == res.n_ctx - res.n_prompt == len(FILTERS["visible"](facts.continuation).split())
     assert facts.step_ratio == max(GRID.timed_lengths)
 

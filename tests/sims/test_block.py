@@ -1,21 +1,23 @@
 """The block chapter's results: the residual stream against the model's own trace, the logit
-lens against the model's output, and the parameter formula against counting arrays."""
+lens against the model's output (parameter counts are tested in test_ledger.py and
+test_block_step.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from generator import content_files
 from generator.grids import BlockGrid
 from generator.sims import block as b
 from generator.sims import gpt
-from generator.sims.family import WithFamily, model_configs
+from generator.sims.family import model_configs
 from generator.sims.stories import END
 from generator.validation import GridError
-from tests.helpers import TINY_FAMILY, RecordingMemo, family_grids
+from tests.helpers import CONTENT, TINY_FAMILY, RecordingMemo, chapter_grids, family_grids
 
 FAMILY = TINY_FAMILY
-GRID = BlockGrid(prompt="once upon a time , there was a kind girl named Mia .", n_layer=2, n_head=2)
+GRID = BlockGrid(prompt="once upon a time , there was a kind girl named Mia .", n_layer=2, n_head=2, step_position=5)
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +27,7 @@ def memo(shared_memo):
 
 @pytest.fixture(scope="module")
 def res(memo):
-    return b.simulate(WithFamily(GRID, FAMILY), memo)
+    return b.simulate(content_files.ledger_inputs(chapter_grids(FAMILY, block=GRID), "block", CONTENT), memo)
 
 
 @pytest.fixture(scope="module")
@@ -78,38 +80,10 @@ def test_logit_lens_by_hand_after_the_embeddings(model, res):
     assert (res.next_prob >= 0).all() and (res.next_prob <= res.top_prob[:, :-1] + 1e-12).all()
 
 
-def component_of(name: str) -> str:
-    if name.startswith(("wte", "wpe")):
-        return "embeddings"
-    if name.startswith("ln_f"):
-        return "final LayerNorm"
-    return "attention" if ".attn." in name or ".ln_1." in name else "MLP"
-
-
-@pytest.mark.parametrize("n_layer,n_embd,n_vocab,n_ctx",
-                         [(1, 4, 10, 8), (2, 16, 92, 32), (4, 32, 92, 64), (3, 24, 7, 5)])
-def test_parameter_formula_equals_counting_the_arrays(n_layer, n_embd, n_vocab, n_ctx):
-    params = gpt.init_params(n_vocab, n_ctx, n_embd, n_layer, np.random.default_rng(0))
-    counted = dict.fromkeys(b.COMPONENTS, 0)
-    for name, array in gpt.leaves(params):
-        counted[component_of(name)] += array.size
-    count = b.count_params("x", n_layer, n_embd, n_vocab, n_ctx)
-    assert count.counts == tuple(counted[c] for c in b.COMPONENTS)
-    assert sum(count.counts) == gpt.n_params(params)
-
-
-def test_parameter_counts_of_published_models(res, model):
-    counts = {p.name: sum(p.counts) for p in res.params}
-    assert counts["GPT-2 small"] == 124_439_808  # GPT-2's 124M checkpoint, tied embeddings
-    assert counts["GPT-2 XL"] == 1_557_611_200
-    assert res.params[0].counts == b.count_params("", 2, 16, len(model.vocab), 32).counts
-    assert b.count_params("tiny", 1, 4, 10, 8).counts == (72, 88, 156, 8)  # the docstring's example
-
-
 def test_bad_grids_are_refused_naming_the_field():
     with pytest.raises(GridError, match="grids.block.n_layer"):
         family_grids(FAMILY, block=BlockGrid(n_layer=4, n_head=2))
     with pytest.raises(GridError, match="grids.block.prompt"):
         family_grids(FAMILY, block=BlockGrid(prompt="once upon a boy", n_layer=2, n_head=2))
-    with pytest.raises(GridError, match=r"grids.block.larger_models\[0\]"):
-        BlockGrid(larger_models=(("x", 0, 8, 8, 8),))
+    with pytest.raises(GridError, match=r"grids.block.step_layer"):
+        BlockGrid(step_layer=5)

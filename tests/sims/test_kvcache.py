@@ -1,5 +1,5 @@
 """The KV cache against the full forward pass, its work against the products actually multiplied,
-and its memory formula against hand-worked cases."""
+(the memory of published models is tested in test_ledger.py and test_decoding.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ import re
 import numpy as np
 import pytest
 
-from generator.grids import KVCacheGrid, PretrainingGrid, load_grids
+from generator.grids import load_grids
 from generator.sims import kvcache as kv
-from generator.sims.family import member_config
 from generator.sims.gpt import causal_mask, gpt, init_params
 from generator.validation import GridError
 
@@ -132,30 +131,6 @@ def test_work_per_step_grows_linearly_with_the_cache_and_quadratically_without()
 # Memory
 
 
-def test_memory_formula_hand_worked():
-    assert kv.kv_cache_bytes(12, 12, 64, 1024, 2) == 37_748_736  # GPT-2 small, 1024 tokens, fp16
-    assert kv.kv_cache_bytes(12, 12, 64, 1024, 2) == 2 * 12 * 12 * 1024 * 64 * 2
-    assert kv.kv_cache_bytes(32, 32, 128, 4096, 2) == 2 * 2**30  # Llama 2 7B, 4096 tokens: 2 GiB
-    assert kv.kv_cache_bytes(80, 8, 128, 4096, 2) == 1_342_177_280  # 70B with 8 KV heads: 1.25 GiB
-    assert kv.kv_cache_bytes(32, 32, 128, 131072, 4, 32) == 2 * 32 * 32 * 131072 * 128 * 4 * 32  # no overflow
-
-
-def test_memory_table_follows_the_formula_and_the_grid():
-    grid = KVCacheGrid()
-    m = kv.memory(grid, member_config(PretrainingGrid(), grid.model_layers, grid.model_heads))
-    assert m.labels[:3] == ("GPT-2 small", "Llama 2 7B", "Llama 2 70B (GQA)")
-    assert m.bytes.shape == (4, 3, 3, 8)
-    assert m.bytes[0, 1, 0, 0] == 37_748_736  # fp16, batch 1, 1024 tokens
-    assert m.bytes[1, 0, 2, -1] == kv.kv_cache_bytes(32, 32, 128, 131072, 4, 32)
-    # grouped-query attention: 8 KV heads for 64 query heads keep an eighth of the cache
-    assert np.array_equal(m.mha_bytes_per_token[2], 8 * m.bytes_per_token[2])
-    assert np.array_equal(m.mha_bytes_per_token[:2], m.bytes_per_token[:2])
-    # linear in length, batch and bytes per value
-    assert np.array_equal(m.bytes[:, :, :, 1], 2 * m.bytes[:, :, :, 0])
-    assert np.array_equal(m.bytes[:, 0], 4 * m.bytes[:, 2])
-    assert tuple(m.n_layer[3:]) == (4,) and tuple(m.d_head[3:]) == (8,)
-
-
 # ---------------------------------------------------------------------------------------------
 # Timing (small, fast) and the grid
 
@@ -167,13 +142,12 @@ def test_step_seconds_are_positive_and_the_cache_is_faster_when_long():
 
 
 @pytest.mark.parametrize("override,field", [
-    ({"precisions": ["fp32", "fp12"]}, "grids.kvcache.precisions[1]"),
-    ({"seq_lengths": [1024, 512]}, "grids.kvcache.seq_lengths[1]"),
-    ({"seq_lengths": [0, 512]}, "grids.kvcache.seq_lengths[0]"),
+    ({"fit_precisions": ["fp32", "fp12"]}, "grids.kvcache.fit_precisions[1]"),
+    ({"roofline_batches": [8, 4]}, "grids.kvcache.roofline_batches[1]"),
+    ({"roofline_batches": [0, 4]}, "grids.kvcache.roofline_batches[0]"),
     ({"timed_lengths": [16, 8192]}, "grids.kvcache.timed_lengths[1]"),
-    ({"batch_sizes": [1, 1]}, "grids.kvcache.batch_sizes[1]"),
-    ({"models": [["GQA", 8, 6, 4, 64]]}, "grids.kvcache.models[0][3]"),
-    ({"models": [["zero", 0, 6, 6, 64]]}, "grids.kvcache.models[0][1]"),
+    ({"gpu_memories_gb": [24, 24]}, "grids.kvcache.gpu_memories_gb[1]"),
+    ({"models": "/etc/models.json"}, "grids.kvcache.models"),
 ])
 def test_bad_grid_values_name_the_field(override, field):
     with pytest.raises(GridError, match="^" + re.escape(field) + ":"):
