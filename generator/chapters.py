@@ -76,7 +76,7 @@ CHAPTERS: tuple[Chapter, ...] = (
     Chapter("block", block.simulate, block_charts.figures, content_files.ledger_inputs),
     Chapter("pretraining", pretraining.simulate, pretraining_charts.figures),
     Chapter("alignment", alignment.simulate, alignment_charts.figures, with_family),
-    Chapter("kvcache", kvcache.simulate, kvcache_charts.figures, content_files.ledger_inputs),
+    Chapter("kvcache", kvcache.simulate, kvcache_charts.figures, content_files.kvcache_inputs),
     Chapter("rag", rag.simulate, rag_charts.figures, with_knowledge_base, budget_bytes=500_000,
             reads_pages=True),
 )

@@ -15,6 +15,7 @@ from typing import Any
 from generator import encodings, measure
 from generator.sims.attention_cost import Timings
 from generator.sims.ledger import ATTENTION_KINDS, FAMILIES, Experts, Latent, Model, WithLedger, weight_bytes
+from generator.sims.stories import World, vocabulary
 from generator.sims.tokenization import TokenizationInputs
 from generator.validation import GridError, bounded, check_scalar, text
 
@@ -131,6 +132,17 @@ def ledger_inputs(grids, name: str, content_dir: Path) -> WithLedger:
             raise GridError(f"grids.{name}.example_model: {example}'s bf16 weights do not fit the "
                             f"{memory} GB of grids.{name}.gpu_memory_gb")
     return WithLedger(grid=grid, family=grids.pretraining, models=models)
+
+
+def kvcache_inputs(grids, name: str, content_dir: Path) -> WithLedger:
+    """The ledger, with the decode steps timed on a model of the decoding model's shape."""
+    config = ledger_inputs(grids, name, content_dir)
+    grid, family = config.grid, config.family
+    timings = measure.timings(content_dir, "decode step", n_layer=grid.model_layers,
+                              n_head=grid.model_heads, n_embd=family.n_embd,
+                              n_vocab=len(vocabulary(World())), lengths=list(grid.timed_lengths),
+                              seed=grid.seed)
+    return dataclasses.replace(config, timings=timings)
 
 
 def ledger_model(entry: Any, at: str) -> Model:

@@ -35,6 +35,7 @@ _ONE_THREAD = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
 # keyword arguments and returning seconds, one per length.
 TIMED = {
     "attention": ("generator.sims.attention_cost", "attention_seconds"),
+    "decode step": ("generator.sims.kvcache", "decode_step_seconds"),  # seconds: [cached, uncached]
 }
 
 
@@ -48,11 +49,11 @@ def timings(content_dir: Path, kind: str, **params: Any) -> Timings:
         return Timings(lengths=tuple(params["lengths"]), seconds=(), measured_on="")
     for entry in read(content_dir).get("timings", []):
         if entry["kind"] == kind and entry["params"] == _plain(params):
-            return Timings(lengths=tuple(params["lengths"]), seconds=tuple(entry["seconds"]),
+            return Timings(lengths=tuple(params["lengths"]), seconds=_tuples(entry["seconds"]),
                            measured_on=read(content_dir)["machine"])
     log.warning("explorables: content/%s has no %s timing for %s; measured now (run "
                 "`python -m generator measure` to record it)", FILE, kind, _plain(params))
-    return Timings(lengths=tuple(params["lengths"]), seconds=tuple(measure_one(kind, params)),
+    return Timings(lengths=tuple(params["lengths"]), seconds=_tuples(measure_one(kind, params)),
                    measured_on=machine())
 
 
@@ -72,7 +73,7 @@ def read(content_dir: Path) -> dict:
     return data
 
 
-def measure_one(kind: str, params: dict) -> list[float]:
+def measure_one(kind: str, params: dict) -> list:
     """Run one timing in a fresh Python process whose BLAS uses a single thread."""
     module, name = TIMED[kind]
     code = (f"import json, sys; from {module} import {name}; "
@@ -83,7 +84,7 @@ def measure_one(kind: str, params: dict) -> list[float]:
                           capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
         raise RuntimeError(f"timing {kind} in a subprocess failed: {done.stderr[-2000:]}")
-    return [float(s) for s in json.loads(done.stdout)]
+    return json.loads(done.stdout)
 
 
 def measure_all(configure_all: Callable[[], Any], content_dir: Path) -> Path:
@@ -134,6 +135,11 @@ def _blas() -> str:
         return f"{blas['name']} {blas.get('version', '')}".strip()
     except (KeyError, TypeError, ValueError):
         return "its BLAS"
+
+
+def _tuples(value: Any) -> Any:
+    """JSON lists as (nested) tuples: frozen configs hold them."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
 
 
 def _plain(params: dict) -> dict:

@@ -34,7 +34,10 @@ def test_measure_records_every_timing_the_configs_ask_for_and_the_build_reads_it
     grids = load_grids(SMALL)
     path = measure.measure_all(lambda: configure_all(grids, content), content)
     data = json.loads(path.read_text())
-    assert [(e["kind"], e["params"]["lengths"]) for e in data["timings"]] == [("attention", [8, 16])]
+    assert [(e["kind"], e["params"]["lengths"]) for e in data["timings"]] == [
+        ("attention", [8, 16]), ("decode step", list(grids.kvcache.timed_lengths))]
+    cached, uncached = data["timings"][1]["seconds"]
+    assert len(cached) == len(uncached) == len(grids.kvcache.timed_lengths)
     assert "numpy" in data["machine"] and "one thread" in data["machine"]
     with caplog.at_level(logging.WARNING):
         inputs = configure_all(grids, content)["tokenization"]
@@ -42,6 +45,8 @@ def test_measure_records_every_timing_the_configs_ask_for_and_the_build_reads_it
     assert inputs.timings.seconds == tuple(data["timings"][0]["seconds"])
     assert inputs.timings.measured_on == data["machine"]
     assert configure_all(grids, content)["tokenization"] == inputs, "the same file, the same config"
+    kv = configure_all(grids, content)["kvcache"].timings
+    assert kv.seconds == (tuple(cached), tuple(uncached)) and kv.measured_on == data["machine"]
 
 
 def test_a_timing_the_file_lacks_is_measured_with_a_warning_naming_the_command(content, caplog):

@@ -32,7 +32,6 @@ Not simulated: human labelers, a learned reward model, sampling from the model d
 from __future__ import annotations
 
 import dataclasses
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -123,7 +122,7 @@ class AlignmentResults:
     sft: SFTRun
     dpo: tuple[DPORun, ...]  # [n_beta]
     next_tokens: tuple[NextTokens, ...]  # at the recap's first token, at the feeling
-    seconds: float  # wall-clock time of SFT and every DPO run
+    batch_size: int  # sequences a step (DPO: half as many pairs)
     facts: AlignmentFacts
 
 
@@ -143,19 +142,18 @@ def simulate(config: WithFamily, memo: Memo = uncached) -> AlignmentResults:
     heldout_pairs = preference_pairs(heldout, grid.preferred, vocab, n_ctx, pair_rng).take(slice(None))
     story_data = make_data(base_cfg.data)
 
-    start = time.monotonic()
     sft_params, sft = supervised_fine_tune(base.params, n_head, demos, heldout_demos, story_data, grid)
     dpo_params, dpo = [], []
     for beta in grid.betas:
         params, run = preference_tune(sft_params, n_head, pairs, heldout_pairs, heldout_demos, beta, vocab, grid)
         dpo_params.append(params)
         dpo.append(run)
-    seconds = time.monotonic() - start
 
     models = [base.params, sft_params, *dpo_params]
     shown = heldout[grid.shown_story]
     before_feeling = shown[:shown.index(vocab.index("were")) + 1]
     return with_facts(
+        batch_size=grid.batch_size,
         n_layer=grid.n_layer, n_head=n_head, vocab=vocab, preferred=grid.preferred,
         stages=(*STAGES, *(f"DPO, β = {b:g}" for b in grid.betas)), betas=grid.betas,
         n_demos=len(train), n_heldout=len(heldout),
@@ -170,7 +168,6 @@ def simulate(config: WithFamily, memo: Memo = uncached) -> AlignmentResults:
             NextTokens(detokenize([vocab[i] for i in before_feeling[1:]]), grid.preferred,
                        np.stack([next_token_probs(p, n_head, before_feeling) for p in models])),
         ),
-        seconds=seconds,
     )
 
 
@@ -418,7 +415,7 @@ class AlignmentFacts:
     exact_after: float
     story_loss_before: float
     story_loss_after: float
-    seconds: float
+    sequences_trained: int  # sequences through SFT and every DPO run (a pair is two)
     betas: list[float]
     dpo_steps: int
     beta_first: float
@@ -460,7 +457,8 @@ def with_facts(**fields) -> AlignmentResults:
         recap_loss_before=r.pretrained_recap_loss, recap_loss_after=float(s.recap_loss[-1]),
         exact_before=r.pretrained_exact, exact_after=float(s.exact[-1]),
         story_loss_before=float(s.story_loss[0]), story_loss_after=float(s.story_loss[-1]),
-        seconds=r.seconds, betas=[float(b) for b in r.betas],
+        sequences_trained=r.batch_size * (len(s.train_loss) + sum(len(d.train_loss) for d in r.dpo)),
+        betas=[float(b) for b in r.betas],
         dpo_steps=int(len(first.train_loss)), beta_first=first.beta, beta_last=last.beta,
         win_before=float(first.win_rate[0]), win_after=float(first.win_rate[-1]),
         p_preferred_before=float(first.p_preferred[0]),

@@ -13,18 +13,12 @@ that compute the same n_seq^2 scores without storing them.
 
 from __future__ import annotations
 
-import json
-import os
-import platform
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
 # Environment variables that pin numpy's BLAS and OpenMP pools to one thread.
-_ONE_THREAD = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def softmax(x):  # [..., n] -> [..., n]
@@ -88,27 +82,6 @@ def attention_seconds(lengths, d_head, seed, rounds=5):  # [n_t], int, int, int 
         for i, args in enumerate(inputs):
             best[i] = min(best[i], seconds_per_call(lambda: attention(*args)))
     return best
-
-
-def run_single_threaded(code, payload, what):  # str, JSON-able, str -> JSON-able
-    """Run `code` (JSON in sys.argv[1], JSON out on stdout) in a fresh single-threaded Python.
-
-    Timings in the build's own process swing with whatever else BLAS threads are doing; a fresh
-    process with one thread measures the arithmetic alone.
-    """
-    env = {**os.environ, **{name: "1" for name in _ONE_THREAD},
-           "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-    done = subprocess.run([sys.executable, "-c", code, json.dumps(payload)], env=env,
-                          capture_output=True, text=True, timeout=300)
-    if done.returncode != 0:
-        raise RuntimeError(f"{what} in a subprocess failed: {done.stderr[-2000:]}")
-    return json.loads(done.stdout)
-
-
-def machine_description():  # -> str
-    """What the timings were measured on, in a few words."""
-    return (f"{platform.machine() or 'unknown CPU'}, numpy {np.__version__}, one thread, "
-            f"Python {platform.python_version()}")
 
 
 # ---------------------------------------------------------------------------------------------

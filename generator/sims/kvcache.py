@@ -19,11 +19,11 @@ lost by storing the cache in int8 (only its size is computed), batches of differ
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
-from generator.sims.attention_cost import machine_description, run_single_threaded, seconds_per_call
+from generator.sims.attention_cost import Timings, seconds_per_call
 from generator.sims.gpt import attention, gelu, gpt, init_params, layer_norm, linear, merge_heads, split_heads
 from generator.sims import ledger
 from generator.sims.family import Memo, load_member, model_name, prompt_ids, uncached
@@ -177,13 +177,15 @@ def step_seconds(cfg: TimingConfig):  # -> ([n_t], [n_t]) seconds cached, uncach
     return best[:, 0].tolist(), best[:, 1].tolist()
 
 
-def step_times(cfg: TimingConfig) -> StepTimes:
-    """step_seconds() in a fresh Python process whose BLAS uses a single thread."""
-    code = ("import json, sys; from generator.sims.kvcache import TimingConfig, step_seconds; "
-            "d = json.loads(sys.argv[1]); d['lengths'] = tuple(d['lengths']); "
-            "print(json.dumps(step_seconds(TimingConfig(**d))))")
-    cached, uncached = run_single_threaded(code, asdict(cfg), "timing decoding steps")
-    return StepTimes(np.array(cfg.lengths), np.array(cached), np.array(uncached), machine_description())
+def decode_step_seconds(n_layer, n_head, n_embd, n_vocab, lengths, seed, rounds=5):  # -> [[n_t], [n_t]]
+    """step_seconds() of a model of this shape, as plain lists (what generator.measure records)."""
+    return list(step_seconds(TimingConfig(n_layer, n_head, n_embd, n_vocab, tuple(lengths), seed, rounds)))
+
+
+def step_times(t: Timings) -> StepTimes:
+    """The measured decode steps (generator.measure's record) as the chapter shows them."""
+    cached, uncached = t.seconds
+    return StepTimes(np.array(t.lengths), np.array(cached), np.array(uncached), t.measured_on)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -514,8 +516,7 @@ def simulate(config: WithLedger, memo: Memo = uncached) -> KVCacheResults:
     every = np.arange(1, max(grid.timed_lengths) + 1)  # [n_steps]
     shown = np.unique(np.r_[1, np.linspace(0, len(every), 65).round()[1:]].astype(int)) - 1  # [n_w]
     per_step = {c: step_madds(every, cached=c, **shape) for c in (True, False)}
-    timing = memo(step_times, TimingConfig(cfg.n_layer, cfg.n_head, cfg.n_embd, n_vocab,
-                                           tuple(grid.timed_lengths), grid.seed))
+    timing = step_times(config.timings)
     prompts = story_prompts(model.vocab, grid.speculative_prompts, grid.speculative_prompt_tokens,
                             [grid.seed, 20])
     return with_facts(

@@ -92,6 +92,9 @@ class WithLedger:
     grid: Any
     family: Any  # generator.grids.PretrainingGrid
     models: tuple[Model, ...]
+    # Decode steps timed on a model of the tiny model's shape (generator.measure), where the
+    # chapter shows them: attention_cost.Timings with seconds (cached, uncached).
+    timings: Any = None
 
 
 @dataclass(frozen=True)

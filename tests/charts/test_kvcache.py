@@ -21,7 +21,7 @@ GRID = KVCacheGrid(model_layers=2, model_heads=2, growth_steps=6, timed_lengths=
 
 @pytest.fixture(scope="module")
 def res(shared_memo):
-    config = content_files.ledger_inputs(chapter_grids(kvcache=GRID), "kvcache", CONTENT)
+    config = content_files.kvcache_inputs(chapter_grids(kvcache=GRID), "kvcache", CONTENT)
     return sims.simulate(config, shared_memo)
 
 

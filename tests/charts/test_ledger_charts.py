@@ -42,7 +42,7 @@ class Grids:
     pretraining: PretrainingGrid = FAMILY
 
 
-CONFIG = content_files.ledger_inputs(Grids(), "kvcache", CONTENT)
+CONFIG = content_files.kvcache_inputs(Grids(), "kvcache", CONTENT)
 
 
 def rows_with(spec, field):
