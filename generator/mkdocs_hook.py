@@ -8,6 +8,7 @@ in generator/ and content/ (both listed under `watch:`) without a restart.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from pathlib import Path
 
@@ -29,6 +30,9 @@ def _fresh(module: str):
 
 
 def on_config(config):
+    # MkDocs stamps the build's date into sitemap.xml.gz; nothing a reader sees depends on it, and
+    # it would make two builds of one checkout differ. A date set by the caller still wins.
+    os.environ.setdefault("SOURCE_DATE_EPOCH", "0")
     build = _fresh("generator.build")
     from generator import assets, chapters, grids, publish
 

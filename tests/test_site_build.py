@@ -253,3 +253,17 @@ def test_two_builds_at_once_take_turns_and_each_publishes_a_whole_site(checkout)
     assert any("another build of" in err and "waiting" in err for _, err in outcomes)
     assert sorted(site_tree(checkout / "site")) == alone
     assert not list(checkout.glob(".site.staging-*"))
+
+
+def test_two_clean_builds_in_two_folders_are_byte_identical(site, tmp_path):
+    """A second clean build, in another folder with an empty cache, gives the same bytes."""
+    import filecmp
+
+    other = copy_checkout(tmp_path / "elsewhere" / "repo")
+    result = mkdocs_build(other, env={"EXPLORABLES_CACHE_DIR": str(tmp_path / "empty-cache")})
+    assert result.returncode == 0, result.stderr[-4000:]
+    first = sorted(p.relative_to(site).as_posix() for p in site.rglob("*") if p.is_file())
+    second = sorted(p.relative_to(other / "site").as_posix() for p in (other / "site").rglob("*") if p.is_file())
+    assert first == second
+    differ = [f for f in first if not filecmp.cmp(site / f, other / "site" / f, shallow=False)]
+    assert differ == []
