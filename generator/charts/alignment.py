@@ -5,7 +5,7 @@ from __future__ import annotations
 import altair as alt
 import numpy as np
 
-from generator.charts.common import OKABE_ITO, sig, visible_token
+from generator.charts.common import OKABE_ITO, significant, visible_token
 from generator.sims.alignment import AlignmentResults
 
 PANEL_WIDTH, PANEL_HEIGHT = 220, 150
@@ -19,9 +19,9 @@ PLACES = ("after the story's END: the recap's first word", "after \"were\": the 
 
 def sft_rows(res: AlignmentResults) -> list[dict]:
     s = res.sft
-    rows = [{"measure": SFT_MEASURES[0], "step": int(i), "value": sig(v, 4)} for i, v in enumerate(s.train_loss)]
+    rows = [{"measure": SFT_MEASURES[0], "step": int(i), "value": significant(v, 4)} for i, v in enumerate(s.train_loss)]
     for measure, values in zip(SFT_MEASURES[1:], (s.recap_loss, s.exact, s.story_loss)):
-        rows += [{"measure": measure, "step": int(i), "value": sig(v, 4)} for i, v in zip(s.eval_steps, values)]
+        rows += [{"measure": measure, "step": int(i), "value": significant(v, 4)} for i, v in zip(s.eval_steps, values)]
     return rows
 
 
@@ -41,14 +41,14 @@ def dpo_rows(res: AlignmentResults) -> list[dict]:
     rows = []
     for run in res.dpo:
         for measure, values in zip(DPO_MEASURES, (run.loss, run.margin, run.win_rate, run.kl, run.p_preferred)):
-            rows += [{"beta": sig(run.beta), "measure": measure, "step": int(i), "value": sig(v, 4)}
+            rows += [{"beta": significant(run.beta), "measure": measure, "step": int(i), "value": significant(v, 4)}
                      for i, v in zip(run.eval_steps, values)]
     return rows
 
 
 def dpo_curves(res: AlignmentResults) -> alt.FacetChart:
     """DPO's held-out measures for the beta chosen with the radio buttons."""
-    betas = [sig(b) for b in res.betas]
+    betas = [significant(b) for b in res.betas]
     beta = alt.param(name="beta", value=betas[0],
                      bind=alt.binding_radio(options=betas, name="β "))
     return alt.Chart(alt.Data(values=dpo_rows(res))).mark_line(point=alt.OverlayMarkDef(size=30)).encode(
@@ -72,7 +72,7 @@ def next_token_rows(res: AlignmentResults, n_shown: int) -> list[dict]:
         shown = sorted({int(i) for p in nt.probs for i in np.argsort(-p, kind="stable")[:n_shown]},
                        key=lambda i: -nt.probs[:, i].max())
         rows += [{"place": place, "stage": stage, "token": visible_token(res.vocab[i]),
-                  "probability": sig(p[i], 4), "_target": res.vocab[i] == nt.target}
+                  "probability": significant(p[i], 4), "_target": res.vocab[i] == nt.target}
                  for i in shown for stage, p in zip(res.stages, nt.probs)]
     return rows
 

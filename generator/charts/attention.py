@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import altair as alt
 
-from generator.charts.common import WIDTH, sig, token_expression, visible_token
+from generator.charts.common import WIDTH, significant, token_expression, visible_token
 from generator.sims.family import model_name
 from generator.sims.attention import AttentionResults
 
@@ -19,9 +19,9 @@ def heatmap_rows(res: AttentionResults) -> list[dict]:
     return [
         {"layer": layer + 1, "head": head + 1, "query": q, "query token": visible_token(res.tokens[q]),
          "key": list(range(n_seq)),
-         "weight": sig(res.weights[layer, head, q].tolist(), DIGITS),
-         "score": sig(res.scores[layer, head, q].tolist(), DIGITS),
-         "weight without mask": sig(res.unmasked[layer, head, q].tolist(), DIGITS)}
+         "weight": significant(res.weights[layer, head, q].tolist(), DIGITS),
+         "score": significant(res.scores[layer, head, q].tolist(), DIGITS),
+         "weight without mask": significant(res.unmasked[layer, head, q].tolist(), DIGITS)}
         for layer in range(res.n_layer) for head in range(res.n_head) for q in range(n_seq)
     ]
 
@@ -63,7 +63,7 @@ def head_rows(res: AttentionResults) -> list[dict]:
     h = res.heads
     return [
         {"model": model_name(int(n_l), int(n_h)), "model layers": int(n_l), "layer": int(l), "head": int(hd),
-         "previous-token score": sig(p), "induction score": sig(s)}
+         "previous-token score": significant(p), "induction score": significant(s)}
         for n_l, n_h, l, hd, p, s in zip(h.model_layers, h.model_heads, h.layer, h.head,
                                          h.previous_token, h.induction)
     ]
@@ -81,8 +81,8 @@ def head_scores(res: AttentionResults) -> alt.LayerChart:
                  alt.Tooltip("previous-token score:Q", format=".4f"),
                  alt.Tooltip("induction score:Q", format=".4f")],
     )
-    uniform = [{"reference": "uniform attention", "previous-token score": sig(h.uniform_previous_token),
-                "induction score": sig(h.uniform_induction)}]
+    uniform = [{"reference": "uniform attention", "previous-token score": significant(h.uniform_previous_token),
+                "induction score": significant(h.uniform_induction)}]
     base = alt.Chart(alt.Data(values=uniform))
     dash = {"strokeDash": [6, 3], "color": "#999999"}
     tooltip = [alt.Tooltip("reference:N"), alt.Tooltip("previous-token score:Q", format=".4f"),

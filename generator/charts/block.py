@@ -6,7 +6,7 @@ import json
 
 import altair as alt
 
-from generator.charts.common import OKABE_ITO, WIDTH, sig, token_expression, visible_token
+from generator.charts.common import OKABE_ITO, WIDTH, significant, token_expression, visible_token
 from generator.sims.family import model_name
 from generator.sims.block import FLOP_PARTS, PARTS, BlockResults
 
@@ -22,7 +22,7 @@ def stage_axis(res: BlockResults) -> alt.Y:
 
 
 def norm_rows(res: BlockResults) -> list[dict]:
-    return [{"stage": stage, "position": i, "token": visible_token(res.tokens[i]), "norm": sig(res.norms[s, i], 4)}
+    return [{"stage": stage, "position": i, "token": visible_token(res.tokens[i]), "norm": significant(res.norms[s, i], 4)}
             for s, stage in enumerate(res.stages) for i in range(len(res.tokens))]
 
 
@@ -42,8 +42,8 @@ def lens_rows(res: BlockResults) -> list[dict]:
     """One row per (stage, position) that has a next token in the prompt."""
     return [{"stage": stage, "position": i, "token": visible_token(res.tokens[i]),
              "next token": visible_token(res.tokens[i + 1]),
-             "top guess": visible_token(res.top_token[s][i]), "top guess probability": sig(res.top_prob[s, i], 4),
-             "probability of the next token": sig(res.next_prob[s, i], 4)}
+             "top guess": visible_token(res.top_token[s][i]), "top guess probability": significant(res.top_prob[s, i], 4),
+             "probability of the next token": significant(res.next_prob[s, i], 4)}
             for s, stage in enumerate(res.stages) for i in range(len(res.tokens) - 1)]
 
 
@@ -70,7 +70,7 @@ def logit_lens(res: BlockResults) -> alt.LayerChart:
 def step_rows(res: BlockResults) -> list[dict]:
     """One row per number of every stage of the step-through."""
     st = res.step
-    return [{"stage": k + 1, "index": i, "value": sig(v, 4),
+    return [{"stage": k + 1, "index": i, "value": significant(v, 4),
              "head": f"head {h + 1}" if h >= 0 else "all",
              **({"token": visible_token(res.tokens[p])} if p >= 0 else {})}
             for k, stage in enumerate(st.stages)
@@ -132,7 +132,7 @@ def depth(res: BlockResults) -> alt.VConcatChart:
     p_rows = [{"model": name, "part": part, "parameters": int(dep.params[i, j]),
                "layers": int(dep.n_layer[i])}
               for i, name in enumerate(names) for j, part in enumerate(PARTS)]
-    f_rows = [{"model": name, "part": part, "FLOPs": sig(dep.flops[i, j], 6),
+    f_rows = [{"model": name, "part": part, "FLOPs": significant(dep.flops[i, j], 6),
                "context": int(dep.tokens[i])}
               for i, name in enumerate(names) for j, part in enumerate(FLOP_PARTS)]
 

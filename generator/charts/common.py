@@ -42,10 +42,10 @@ def theme() -> alt.theme.ThemeConfig:
     }
 
 
-def sig(x: Any, digits: int = 6) -> Any:
+def significant(x: Any, digits: int = 6) -> Any:
     """Round a number (or nested lists of numbers) to `digits` significant digits for a spec."""
     if isinstance(x, (list, tuple)):
-        return [sig(v, digits) for v in x]
+        return [significant(v, digits) for v in x]
     if isinstance(x, (bool, np.bool_)):
         return bool(x)
     if isinstance(x, (int, np.integer)):
@@ -64,7 +64,7 @@ def long_table(matrix: np.ndarray, row_values: Sequence, col_values: Sequence,
     rows = []
     for i, r in enumerate(row_values):
         for j, c in enumerate(col_values):
-            rec = {row_field: _plain(r), col_field: _plain(c), value_field: sig(matrix[i, j])}
+            rec = {row_field: _plain(r), col_field: _plain(c), value_field: significant(matrix[i, j])}
             for name, m in extra.items():
                 rec[name] = _plain(np.asarray(m)[i, j])
             rows.append(rec)
@@ -73,7 +73,7 @@ def long_table(matrix: np.ndarray, row_values: Sequence, col_values: Sequence,
 
 def _plain(v: Any) -> Any:
     if isinstance(v, (np.generic, float)) and not isinstance(v, (np.bool_, bool)):
-        return sig(v)
+        return significant(v)
     if isinstance(v, np.bool_):
         return bool(v)
     return v
@@ -88,7 +88,7 @@ def grid_slider(name: str, values: Iterable[float], label: str, *, step: float |
     where the page's loader reads the grid to label the slider with the value drawn. `step` is
     accepted for callers written for a value slider; the grid decides the steps.
     """
-    values = [sig(v.item() if hasattr(v, "item") else v) for v in values]
+    values = [significant(v.item() if hasattr(v, "item") else v) for v in values]
     param = alt.param(
         name=name, value=min(range(len(values)), key=lambda i: abs(values[i] - start)),
         bind=alt.binding_range(min=0, max=len(values) - 1, step=1, name=label),

@@ -7,7 +7,7 @@ import json
 import altair as alt
 import numpy as np
 
-from generator.charts.common import OKABE_ITO, WIDTH, sig, visible_token
+from generator.charts.common import OKABE_ITO, WIDTH, significant, visible_token
 from generator.sims.kvcache import KVCacheResults
 
 WITH, WITHOUT = "with KV cache", "without (full pass)"
@@ -24,7 +24,7 @@ def growth(res: KVCacheResults) -> alt.HConcatChart:
     step = alt.param(name="step", value=min(3, n_steps),
                      bind=alt.binding_range(min=1, max=n_steps, step=1, name="decoding step "))
     rows = [{"position": i, "token": visible_token(res.tokens[i]), "dimension": d,
-             "key": sig(res.growth_k[i, d], 3), "value": sig(res.growth_v[i, d], 3),
+             "key": significant(res.growth_k[i, d], 3), "value": significant(res.growth_v[i, d], 3),
              "written at step": int(res.written_at[i])}
             for i in range(n_rows) for d in range(n_embd)]
     base = alt.Chart(alt.Data(values=rows)).transform_filter(
@@ -33,7 +33,7 @@ def growth(res: KVCacheResults) -> alt.HConcatChart:
         row="datum['written at step'] == step ? 'new this step' : 'reused from the cache'")
     y = alt.Y("position:O", title=None, scale=alt.Scale(domain=list(range(n_rows))),
               axis=alt.Axis(labels=False, ticks=False))
-    limit = sig(float(max(np.abs(res.growth_k).max(), np.abs(res.growth_v).max())), 3)
+    limit = significant(float(max(np.abs(res.growth_k).max(), np.abs(res.growth_v).max())), 3)
     tooltip = [alt.Tooltip("position:O"), alt.Tooltip("token:N"), alt.Tooltip("dimension:O"),
                alt.Tooltip("written at step:O"), alt.Tooltip("row:N", title="row")]
     # The token names the row once the step has written it; axis labels follow the page's theme.
@@ -90,7 +90,7 @@ def work(res: KVCacheResults) -> alt.HConcatChart:
 def timing(res: KVCacheResults) -> alt.LayerChart:
     """Measured time for one generated token against sequence length, both ways (log-log)."""
     t = res.times
-    rows = [{"sequence length": int(n), "cache": name, "milliseconds per token": sig(1e3 * s, 4),
+    rows = [{"sequence length": int(n), "cache": name, "milliseconds per token": significant(1e3 * s, 4),
              "multiply-adds": int(m)}
             for name, seconds, madds in ((WITH, t.seconds_cached, res.timed_madds_cached),
                                          (WITHOUT, t.seconds_uncached, res.timed_madds_uncached))
@@ -111,12 +111,12 @@ def memory(res: KVCacheResults) -> alt.VConcatChart:
     led = res.ledger
     names = list(led.names)
     rows = [{"model": name, "attention": ATTENTION[led.attention[i]], "tokens": int(n),
-             "bytes": int(led.kv_at_length[i, j]), "GiB": sig(led.kv_at_length[i, j] / GIB, 4),
+             "bytes": int(led.kv_at_length[i, j]), "GiB": significant(led.kv_at_length[i, j] / GIB, 4),
              "context": int(led.context[i])}
             for i, name in enumerate(names) for j, n in enumerate(led.lengths) if n <= led.context[i]]
     ends = [{"model": name, "attention": ATTENTION[led.attention[i]], "context": int(led.context[i]),
              "window": int(led.window[i]) or None, "bytes per token": int(led.kv_per_token[i]),
-             "GiB at the context": sig(led.kv_at_context[i] / GIB, 4),
+             "GiB at the context": significant(led.kv_at_context[i] / GIB, 4),
              "label": f"{led.kv_at_context[i] / GIB:,.3g} GiB at {int(led.context[i]):,} tokens"}
             for i, name in enumerate(names)]
     kinds = [ATTENTION[k] for k in dict.fromkeys(led.attention)]
@@ -148,7 +148,7 @@ def fit(res: KVCacheResults) -> alt.HConcatChart:
     led = res.ledger
     names = list(led.names)
     rows = [{"model": name, "GB": int(gb), "precision": precision,
-             "weights": sig(led.weights[i, p] / 1e9, 4), "tokens": int(led.fit_tokens[i, g, p]),
+             "weights": significant(led.weights[i, p] / 1e9, 4), "tokens": int(led.fit_tokens[i, g, p]),
              "sequences": int(led.fit_sequences[i, g, p])}
             for i, name in enumerate(names) for g, gb in enumerate(led.gpus_gb)
             for p, precision in enumerate(led.precisions)]
@@ -186,20 +186,20 @@ def roofline(res: KVCacheResults) -> alt.VConcatChart:
     r = res.roofline
     names = list(r.names)
     batches = [int(b) for b in r.batches]
-    rows = [{"model": name, "batch": b, "FLOP per byte": sig(r.intensity[i, j], 4),
-             "TFLOP/s attained": sig(r.step_flops[i, j] / max(r.step_bytes[i, j] / r.bandwidth,
+    rows = [{"model": name, "batch": b, "FLOP per byte": significant(r.intensity[i, j], 4),
+             "TFLOP/s attained": significant(r.step_flops[i, j] / max(r.step_bytes[i, j] / r.bandwidth,
                                                              r.step_flops[i, j] / r.flops) / 1e12, 4),
-             "tokens/s": sig(r.tokens_per_s[i, j], 4), "bytes per step": int(r.step_bytes[i, j]),
+             "tokens/s": significant(r.tokens_per_s[i, j], 4), "bytes per step": int(r.step_bytes[i, j]),
              "bound": "memory" if r.memory_bound[i, j] else "compute",
              "fits": "yes" if r.fits[i, j] else "no"}
             for i, name in enumerate(names) for j, b in enumerate(batches)]
     lo = min(0.5, float(r.intensity.min()) / 2)
     hi = max(4 * r.flops / r.bandwidth, float(r.intensity.max()) * 2)
     grid = (lo, r.flops / r.bandwidth, hi)  # a straight line and a flat one on log-log axes
-    roof = [{"FLOP per byte": sig(x, 4), "TFLOP/s": sig(min(r.flops, r.bandwidth * x) / 1e12, 4)} for x in grid]
+    roof = [{"FLOP per byte": significant(x, 4), "TFLOP/s": significant(min(r.flops, r.bandwidth * x) / 1e12, 4)} for x in grid]
     pick = alt.param(name="batch", value=batches[0],
                      bind=alt.binding_radio(options=batches, name="sequences in the batch "))
-    x = alt.X("FLOP per byte:Q", scale=alt.Scale(type="log", domain=[sig(lo, 3), sig(hi, 3)]),
+    x = alt.X("FLOP per byte:Q", scale=alt.Scale(type="log", domain=[significant(lo, 3), significant(hi, 3)]),
               title="arithmetic intensity (FLOP per byte read, log scale)")
     roof_line = alt.Chart(alt.Data(values=roof)).mark_line(color="#999999").encode(
         x=x, y=alt.Y("TFLOP/s:Q", scale=alt.Scale(type="log"), title="TFLOP/s (log scale)"))
@@ -230,7 +230,7 @@ def quantised(res: KVCacheResults) -> alt.Chart:
     """Largest logit error at each position when the cache is kept in fewer bits."""
     q = res.quantised
     rows = [{"position": t, "cache": f"int{int(b)}",
-             "largest logit error": sig(max(float(q.logit_error[k, t]), 1e-9), 3)}
+             "largest logit error": significant(max(float(q.logit_error[k, t]), 1e-9), 3)}
             for k, b in enumerate(q.bits) for t in range(q.logit_error.shape[1])]
     return alt.Chart(alt.Data(values=rows)).mark_line(point=True).encode(
         x=alt.X("position:Q", title="position in the decoded text"),
@@ -246,9 +246,9 @@ def quantised(res: KVCacheResults) -> alt.Chart:
 def speculative(res: KVCacheResults) -> alt.LayerChart:
     """Tokens per target pass against draft length: measured, and Leviathan et al.'s expectation."""
     sp = res.speculative
-    rows = [{"draft length": int(g), "what": name, "tokens per target pass": sig(v, 4),
+    rows = [{"draft length": int(g), "what": name, "tokens per target pass": significant(v, 4),
              "target passes": int(sp.target_passes[j]), "draft passes": int(sp.draft_passes[j]),
-             "acceptance rate": sig(sp.acceptance[j], 4)}
+             "acceptance rate": significant(sp.acceptance[j], 4)}
             for j, g in enumerate(sp.draft_lengths)
             for name, v in ((MEASURED, sp.tokens_per_pass[j]), (EXPECTED, sp.expected_per_pass[j]))]
     base = alt.Chart(alt.Data(values=rows)).encode(

@@ -7,7 +7,7 @@ import textwrap
 import altair as alt
 import numpy as np
 
-from generator.charts.common import OKABE_ITO, WIDTH, grid_slider, nearest, sig
+from generator.charts.common import OKABE_ITO, WIDTH, grid_slider, nearest, significant
 from generator.sims.family import best_index, model_name
 from generator.sims.pretraining import PretrainingResults
 
@@ -19,7 +19,7 @@ TEXT_WIDTH = 86  # characters per line of a sampled story
 
 def reference_rows(res: PretrainingResults) -> list[dict]:
     c = res.corpus
-    return [{"reference": name, LOSS: sig(value)}
+    return [{"reference": name, LOSS: significant(value)}
             for name, value in zip(REFERENCES, (c.unigram_loss, c.bigram_loss, c.entropy_floor))]
 
 
@@ -59,9 +59,9 @@ def loss_curves(res: PretrainingResults) -> alt.LayerChart:
     for m, train in zip(res.models, res.train_loss_at_eval):
         for step, heldout, trained in zip(m.eval_steps, m.heldout_loss, train):
             key = {"layers": m.config.n_layer, "heads": m.config.n_head, "step": int(step)}
-            rows.append({**key, "data": "held-out", LOSS: sig(heldout)})
+            rows.append({**key, "data": "held-out", LOSS: significant(heldout)})
             if not np.isnan(trained):
-                rows.append({**key, "data": "training", LOSS: sig(trained)})
+                rows.append({**key, "data": "training", LOSS: significant(trained)})
     layers, heads = model_radios(res, best_index(res.models))
     chosen = "datum.layers == layers && datum.heads == heads"
     base = alt.Chart()
@@ -91,7 +91,7 @@ def loss_curves(res: PretrainingResults) -> alt.LayerChart:
 def scaling(res: PretrainingResults) -> alt.LayerChart:
     """Final held-out loss against parameter count, one line per head count."""
     rows = [{"parameters": m.n_params, "layers": m.config.n_layer, "heads": m.config.n_head,
-             LOSS: sig(m.heldout_loss[-1])} for m in res.models]
+             LOSS: significant(m.heldout_loss[-1])} for m in res.models]
     sizes = sorted({r["parameters"] for r in rows})
     base = alt.Chart()
     encoding = dict(

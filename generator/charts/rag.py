@@ -5,7 +5,7 @@ from __future__ import annotations
 import altair as alt
 import numpy as np
 
-from generator.charts.common import OKABE_ITO, WIDTH, sig
+from generator.charts.common import OKABE_ITO, WIDTH, significant
 from generator.sims.rag import LABELS, RANKED_TOP, RagResults
 
 ANSWERS, OTHER, BUDGET = "#D55E00", "#0072B2", "#CC79A7"
@@ -60,7 +60,7 @@ def quality(res: RagResults) -> alt.LayerChart:
                 values = list(r.hit_rate[m, i, j]) + [r.mrr[m, i, j]] + list(r.found_within[m, i, j])
                 rows.append({"method": LABELS[method], "chunk size": int(size), "overlap": int(overlap),
                              "chunks": int(r.n_chunks[i, j]),
-                             **{name: sig(v) for name, v in zip(metrics, values)}})
+                             **{name: significant(v) for name, v in zip(metrics, values)}})
     method = alt.param(name="method", value=LABELS[r.best[0]], bind=alt.binding_radio(
         options=[LABELS[m] for m in r.methods], name="method "))
     metric = alt.param(name="metric", value=f"found within {r.headline_budget} tokens",
@@ -103,7 +103,7 @@ def ranked(res: RagResults) -> alt.FacetChart:
             packed_at = [next((int(b) for n, b in enumerate(budgets) if v.packed[m, q, n, c]), None)
                          for c in top]
             rows.append({"question": q, "method": LABELS[r.methods[m]], "chunk": top,
-                         "score": [sig(v.scores[m, q, c], 4) for c in top], "packed at budget": packed_at})
+                         "score": [significant(v.scores[m, q, c], 4) for c in top], "packed at budget": packed_at})
             shown.update(top)
     chunks = [{"chunk": c, "source": _chunk_label(res, c), "tokens": int(v.chunk_tokens[c]),
                "text": v.chunk_text[c], "_answers": _answered(res, c)} for c in sorted(shown)]
@@ -163,7 +163,7 @@ def cosine_heatmap(res: RagResults) -> alt.LayerChart:
     rank_of = np.argsort(v.order[lsa], axis=-1) + 1  # [n_query, n_chunk] inverse permutation
     shown = heatmap_chunks(rank_of, v.relevant)
     labels = [_chunk_label(res, c) for c in shown]
-    rows = [{"question": q + 1, "chunk": shown, "cosine": [sig(v.scores[lsa, q, c], 4) for c in shown],
+    rows = [{"question": q + 1, "chunk": shown, "cosine": [significant(v.scores[lsa, q, c], 4) for c in shown],
              "rank": [int(rank_of[q, c]) for c in shown]} for q in range(len(r.questions))]
     chunks = [{"chunk": c, "name": label, "_answers": [q + 1 for q in _answered(res, c)]}
               for c, label in zip(shown, labels)]
@@ -211,12 +211,12 @@ def projection(res: RagResults) -> alt.LayerChart:
     r, v = res.retrieval, res.retrieval.view
     question = _question_param(res)
     chunks = [{"chunk": _chunk_label(res, c), "document": r.documents[int(v.chunk_doc[c])],
-               "PC 1": sig(v.chunk_xy[c, 0], 4), "PC 2": sig(v.chunk_xy[c, 1], 4),
+               "PC 1": significant(v.chunk_xy[c, 0], 4), "PC 2": significant(v.chunk_xy[c, 1], 4),
                "_answers": _answered(res, c),
                "starts": _snippet(v.chunk_text[c])}
               for c in range(len(v.chunk_text))]
-    queries = [{"question": q, "asks": text, "PC 1": sig(v.query_xy[q, 0], 4),
-                "PC 2": sig(v.query_xy[q, 1], 4)} for q, text in enumerate(r.questions)]
+    queries = [{"question": q, "asks": text, "PC 1": significant(v.query_xy[q, 0], 4),
+                "PC 2": significant(v.query_xy[q, 1], 4)} for q, text in enumerate(r.questions)]
     x = alt.X("PC 1:Q", title=f"first principal axis ({v.explained[0]:.1%} of the variance)")
     y = alt.Y("PC 2:Q", title=f"second principal axis ({v.explained[1]:.1%})")
     points = alt.Chart(alt.Data(values=chunks)).transform_calculate(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import altair as alt
 import numpy as np
 
-from generator.charts.common import OKABE_ITO, WIDTH, grid_slider, long_table, nearest, sig, visible_token
+from generator.charts.common import OKABE_ITO, WIDTH, grid_slider, long_table, nearest, significant, visible_token
 from generator.sims.sampling import SamplingResults, TruncationResult
 
 KEPT, DROPPED = "#0072B2", "#999999"
@@ -35,16 +35,16 @@ def temperature(res: SamplingResults) -> alt.VConcatChart:
     ).add_params(slider).properties(width=WIDTH, height=220)
 
     summary = [
-        {"temperature": sig(t), "entropy (bits)": sig(h), "effective choices": sig(2.0 ** h)}
+        {"temperature": significant(t), "entropy (bits)": significant(h), "effective choices": significant(2.0 ** h)}
         for t, h in zip(res.temperatures, res.entropy)
     ]
     base = alt.Chart(alt.Data(values=summary))
     x = alt.X("temperature:Q", title="temperature T (log scale)",
-              scale=alt.Scale(type="log", domain=[sig(res.temperatures.min()), sig(res.temperatures.max())], nice=False))
+              scale=alt.Scale(type="log", domain=[significant(res.temperatures.min()), significant(res.temperatures.max())], nice=False))
     panels = []
     for field, limit in (("entropy (bits)", np.log2(len(tokens))), ("effective choices", len(tokens))):
         curve = base.mark_line(point=True).encode(
-            x=x, y=alt.Y(f"{field}:Q", scale=alt.Scale(domain=[0, sig(limit, 4)])),
+            x=x, y=alt.Y(f"{field}:Q", scale=alt.Scale(domain=[0, significant(limit, 4)])),
             tooltip=[alt.Tooltip("temperature:Q", format="g"), alt.Tooltip(f"{field}:Q", format=".4f")],
         )
         marker = nearest(base, slider, "temperature", log=True).mark_rule(
@@ -91,8 +91,8 @@ def samples(res: SamplingResults) -> alt.Chart:
     rows = []
     for n, counts in zip(sizes, res.counts):
         for token, count, p in zip(tokens, counts, res.base_probs):
-            rows.append({"N": n, "token": token, "source": "exact", "probability": sig(p), "count": None})
-            rows.append({"N": n, "token": token, "source": "sampled", "probability": sig(count / n),
+            rows.append({"N": n, "token": token, "source": "exact", "probability": significant(p), "count": None})
+            rows.append({"N": n, "token": token, "source": "sampled", "probability": significant(count / n),
                          "count": int(count)})
     return alt.Chart(alt.Data(values=rows)).transform_filter(
         "datum.N == N"
@@ -114,10 +114,10 @@ def model_logits(res: SamplingResults) -> alt.LayerChart:
     slider = grid_slider("T", c.temperatures, "temperature T ", step=0.05)
     top_p = alt.param(name="top_p", value=float(c.top_p[-1]),
                       bind=alt.binding_radio(options=[float(p) for p in c.top_p], name="top-p "))
-    rows = [{"T": sig(t), "top-p": sig(p), "token": token, "probability": sig(q, 4)}
+    rows = [{"T": significant(t), "top-p": significant(p), "token": token, "probability": significant(q, 4)}
             for i, t in enumerate(c.temperatures) for j, p in enumerate(c.top_p)
             for token, q in zip(tokens, [*c.probs[i, j], c.other[i, j]])]
-    truth = [{"token": token, "true probability": sig(g, 4), "logit": None if z is None else sig(z, 4)}
+    truth = [{"token": token, "true probability": significant(g, 4), "logit": None if z is None else significant(z, 4)}
              for token, g, z in zip(tokens, [*c.grammar_probs, c.grammar_other], [*c.logits, None])]
     x = alt.X("token:N", sort=tokens, axis=alt.Axis(labelAngle=0),
               title=f"next token (the model's {len(c.tokens)} most likely, then the rest)")

@@ -7,7 +7,7 @@ import json
 import altair as alt
 import numpy as np
 
-from generator.charts.common import OKABE_ITO, WIDTH, sig, visible_token
+from generator.charts.common import OKABE_ITO, WIDTH, significant, visible_token
 from generator.sims.tokenization import ENDOFTEXT, TokenizationResults
 
 NEWEST, ODD = "#D55E00", "#0072B2"
@@ -30,7 +30,7 @@ def count_rows(res: TokenizationResults) -> list[dict]:
             rows.append({"text": label, "encoding": e.encoding,
                          "tokens": int(len(ids)), "characters": len(text),
                          "UTF-8 bytes": len(text.encode()),
-                         "characters per token": sig(len(text) / len(ids), 4)})
+                         "characters per token": significant(len(text) / len(ids), 4)})
     return rows
 
 
@@ -65,7 +65,7 @@ def language_cost(res: TokenizationResults) -> alt.LayerChart:
             if kind == "language":
                 rows.append({"language": label, "encoding": e.encoding, "tokens": int(len(ids)),
                              f"{res.reference_language} tokens": int(len(e.ids[ref])),
-                             "times as many tokens": sig(len(ids) / len(e.ids[ref]), 4)})
+                             "times as many tokens": significant(len(ids) / len(e.ids[ref]), 4)})
     languages = [r["language"] for r in rows if r["encoding"] == names[0]]
     base = alt.Chart(alt.Data(values=rows))
     bars = base.mark_bar().encode(
@@ -303,8 +303,8 @@ def attention_rows(res: TokenizationResults) -> list[dict]:
             "FLOPs for QK\u1d40 and WV per head per layer": int(a.attention_flops[i]),
             f"FLOPs for attention in {a.n_layer} layers \u00d7 {a.n_head} heads":
                 int(a.attention_flops[i]) * a.n_layer * a.n_head,
-            "measured ms (one head, numpy)": sig(1000 * seconds[n]) if n in seconds else None,
-            "measured ratio to n/2": (sig(seconds[n] / seconds[n // 2], 4)
+            "measured ms (one head, numpy)": significant(1000 * seconds[n]) if n in seconds else None,
+            "measured ratio to n/2": (significant(seconds[n] / seconds[n // 2], 4)
                                       if n in seconds and n // 2 in seconds else None),
         })
     return rows

@@ -22,7 +22,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import jinja2
 from markupsafe import Markup, escape
@@ -172,26 +172,17 @@ def describe(spec: dict) -> str:
     """A chart's accessible name: its title, its kind of marks and what its axes show."""
     marks: list[str] = []
     axes: dict[str, str] = {}
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            mark = node.get("mark")
-            kind = mark.get("type") if isinstance(mark, dict) else mark
-            if kind and kind not in marks and kind not in ("rule", "tick"):
-                marks.append(kind)
-            encoding = node.get("encoding")
-            for channel, enc in (encoding.items() if isinstance(encoding, dict) else ()):
-                if channel in ("x", "y") and isinstance(enc, dict) and channel not in axes:
-                    name = enc.get("title") or enc.get("field")
-                    if isinstance(name, str) and name and not name.startswith("_"):
-                        axes[channel] = name
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(spec)
+    for node in _objects(spec):
+        mark = node.get("mark")
+        kind = mark.get("type") if isinstance(mark, dict) else mark
+        if kind and kind not in marks and kind not in ("rule", "tick"):
+            marks.append(kind)
+        encoding = node.get("encoding")
+        for channel, enc in (encoding.items() if isinstance(encoding, dict) else ()):
+            if channel in ("x", "y") and isinstance(enc, dict) and channel not in axes:
+                name = enc.get("title") or enc.get("field")
+                if isinstance(name, str) and name and not name.startswith("_"):
+                    axes[channel] = name
     title = _title(spec) or "Chart"
     kind = " and ".join({"rect": "cell", "point": "point", "text": "text"}.get(m, m) for m in marks) or "data"
     against = " against ".join(axes[c] for c in ("y", "x") if c in axes)
@@ -299,23 +290,24 @@ def _title(spec: dict) -> str:
     return ""
 
 
+def _objects(node: Any) -> Iterator[dict]:
+    """Every JSON object in a spec, outermost first (depth first)."""
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _objects(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _objects(value)
+
+
 def _datasets(spec: Any) -> list[list[dict]]:
     """Every inline dataset of a spec, in order, without repeats."""
     found: list[list[dict]] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            data = node.get("data")
-            if isinstance(data, dict) and isinstance(data.get("values"), list):
-                if data["values"] not in found:
-                    found.append(data["values"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(spec)
+    for node in _objects(spec):
+        data = node.get("data")
+        if isinstance(data, dict) and isinstance(data.get("values"), list) and data["values"] not in found:
+            found.append(data["values"])
     for values in (spec.get("datasets") or {}).values():
         if values not in found:
             found.append(values)

@@ -18,21 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Environment variables that pin numpy's BLAS and OpenMP pools to one thread.
-
-
-def softmax(x):  # [..., n] -> [..., n]
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-def causal_mask(n_seq, dtype=np.float32):  # int -> [n_seq, n_seq]
-    """0 where a query may look (at itself and earlier keys), -inf where it may not."""
-    return np.triu(np.full((n_seq, n_seq), -np.inf, dtype=dtype), k=1)
-
-
-def attention(q, k, v, mask):  # [n_seq, d_head] x3, [n_seq, n_seq] -> [n_seq, d_head]
-    return softmax(q @ k.T / np.sqrt(q.shape[-1]) + mask) @ v  # scores: [n_seq, n_seq]
+from generator.sims.gpt import attention, causal_mask
 
 
 def score_entries(n_seq):  # [n] -> [n]
