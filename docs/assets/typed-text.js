@@ -313,29 +313,12 @@
       const started = performance.now();
       const done = await sliced(everySteps(text, allow.checked), () => mine !== generation);
       if (done === null) return;
-      const { results, chatIds } = done;
       box.dataset.milliseconds = (performance.now() - started).toFixed(1);
       box.dataset.runs = String(Number(box.dataset.runs || 0) + 1);
-      const chars = [...text].length;
-      let fragment = "";
-      if (text && chars <= FRAGMENT_MAX) {
-        fragment = "#" + new URLSearchParams({ text, ...(allow.checked ? { special: "1" } : {}) })
-          .toString().replaceAll("+", "%20");
-      }
-      stored.textContent = !text ? ""
-        : fragment ? "The link to this page now holds your text."
-        : `Longer than ${number(FRAGMENT_MAX)} characters: not kept in the link.`;
-      history.replaceState(history.state, "", fragment || location.pathname + location.search);
+      show(text, done.results, done.chatIds);
     }
 
-    function run() {
-      if (!box.dataset.ready) return start().then(run, () => {});
-      const text = input.value.toWellFormed();
-      const started = performance.now();
-      const results = DATA.encodings.map((e) => ({ name: e.name, ids: encode(e.name, text, allow.checked) }));
-      const chatIds = chat(text, allow.checked);
-      box.dataset.milliseconds = (performance.now() - started).toFixed(1);
-      box.dataset.runs = String(Number(box.dataset.runs || 0) + 1);
+    function show(text, results, chatIds) {
       const chars = [...text].length;
       const [layers, heads, dHead] = model.value.split(",").map(Number);
 

@@ -7,6 +7,7 @@ import altair as alt
 from generator.charts.common import WIDTH, significant, token_expression, visible_token
 from generator.sims.family import model_name
 from generator.sims.attention import AttentionResults
+from generator.sims.probes import LABELS
 
 DIGITS = 4  # significant digits of the heatmap's numbers: keeps the page small
 VIEWS = ("weights (causal mask)", "scores before softmax", "weights without the mask")
@@ -59,40 +60,57 @@ def heatmap(res: AttentionResults) -> alt.Chart:
     ).add_params(layer, head, view).properties(width=WIDTH, height=int(WIDTH * 0.8) if n_seq > 8 else 240)
 
 
+SCORE_COLUMNS = {  # HeadScores field -> column of the chart's data
+    "previous_token": "previous-token score", "induction": "induction score",
+    "repeated_tokens": "repeated-tokens score", "first_token": "first-token score",
+    "local": "local score", "entropy": "entropy (bits)"}
+
+
 def head_rows(res: AttentionResults) -> list[dict]:
+    """One row per head of the family: its label and every probe score."""
     h = res.heads
     return [
-        {"model": model_name(int(n_l), int(n_h)), "model layers": int(n_l), "layer": int(l), "head": int(hd),
-         "previous-token score": significant(p), "induction score": significant(s)}
-        for n_l, n_h, l, hd, p, s in zip(h.model_layers, h.model_heads, h.layer, h.head,
-                                         h.previous_token, h.induction)
+        {"model": model_name(int(h.model_layers[i]), int(h.model_heads[i])), "model layers": int(h.model_layers[i]),
+         "layer": int(h.layer[i]), "head": int(h.head[i]), "label": h.labels[i],
+         **{column: significant(getattr(h, field)[i]) for field, column in SCORE_COLUMNS.items()}}
+        for i in range(len(h.layer))
+    ]
+
+
+def reference_rows(res: AttentionResults) -> list[dict]:
+    """Uniform attention's scores, and the thresholds a head's scores must reach for a label."""
+    f = res.facts
+    return [
+        {"reference": "uniform attention",
+         **{column: significant(res.heads.uniform[field]) for field, column in SCORE_COLUMNS.items()}},
+        {"reference": "label threshold", "previous-token score": f.previous_min,
+         "repeated-tokens score": f.induction_min, "first-token score": f.first_min, "local score": f.local_min},
     ]
 
 
 def head_scores(res: AttentionResults) -> alt.LayerChart:
-    """Every head of the family: weight on the previous token against the induction target."""
-    h = res.heads
+    """Every head of the family: weight on the previous token against the repeated-tokens probe,
+    coloured by the head's label."""
+    x, y = "previous-token score", "repeated-tokens score"
     points = alt.Chart(alt.Data(values=head_rows(res))).mark_point(filled=True, size=70, opacity=0.85).encode(
-        x=alt.X("previous-token score:Q", title="previous-token score: mean weight on the token before"),
-        y=alt.Y("induction score:Q", title="induction score: mean weight on what followed last time"),
-        color=alt.Color("model layers:N", legend=alt.Legend(title="layers in the model")),
-        shape=alt.Shape("layer:N", legend=alt.Legend(title="the head's layer")),
-        tooltip=[alt.Tooltip("model:N"), alt.Tooltip("layer:O"), alt.Tooltip("head:O"),
-                 alt.Tooltip("previous-token score:Q", format=".4f"),
-                 alt.Tooltip("induction score:Q", format=".4f")],
+        x=alt.X(f"{x}:Q", title="previous-token score: mean weight on the token before"),
+        y=alt.Y(f"{y}:Q", title="repeated-tokens probe: weight on the token after the first copy"),
+        color=alt.Color("label:N", scale=alt.Scale(domain=list(LABELS)), legend=alt.Legend(title="label")),
+        shape=alt.Shape("model layers:N", legend=alt.Legend(title="layers in the model")),
+        tooltip=[alt.Tooltip("model:N"), alt.Tooltip("layer:O"), alt.Tooltip("head:O"), alt.Tooltip("label:N"),
+                 *(alt.Tooltip(f"{column}:Q", format=".4f") for column in SCORE_COLUMNS.values())],
     )
-    uniform = [{"reference": "uniform attention", "previous-token score": significant(h.uniform_previous_token),
-                "induction score": significant(h.uniform_induction)}]
-    base = alt.Chart(alt.Data(values=uniform))
-    dash = {"strokeDash": [6, 3], "color": "#999999"}
-    tooltip = [alt.Tooltip("reference:N"), alt.Tooltip("previous-token score:Q", format=".4f"),
-               alt.Tooltip("induction score:Q", format=".4f")]
+    base = alt.Chart(alt.Data(values=reference_rows(res)))
+    dash = alt.StrokeDash("reference:N", scale=alt.Scale(domain=["uniform attention", "label threshold"],
+                                                         range=[[6, 3], [1, 0]]),
+                          legend=alt.Legend(title="lines"))
+    tooltip = [alt.Tooltip("reference:N"), alt.Tooltip(f"{x}:Q", format=".4f"), alt.Tooltip(f"{y}:Q", format=".4f")]
     return alt.layer(
         points,
-        base.mark_rule(**dash).encode(x="previous-token score:Q", tooltip=tooltip),
-        base.mark_rule(**dash).encode(y="induction score:Q", tooltip=tooltip),
+        base.mark_rule(color="#999999").encode(x=f"{x}:Q", strokeDash=dash, tooltip=tooltip),
+        base.mark_rule(color="#999999").encode(y=f"{y}:Q", strokeDash=dash, tooltip=tooltip),
     ).properties(width=WIDTH, height=320,
-                 title="Every head of every model, scored on held-out stories (dashed: uniform attention)")
+                 title="Every head of every model, probed (dashed: uniform attention; solid: label thresholds)")
 
 
 def cost_rows(res: AttentionResults) -> list[dict]:

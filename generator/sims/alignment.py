@@ -425,6 +425,10 @@ class AlignmentFacts:
     p_preferred_before: float
     p_preferred_after: float
     kl_after: float
+    win_after_last: float  # at the last beta
+    kl_after_last: float
+    p_preferred_after_last: float
+    feelings_pretrained_spread: float  # largest |P - even odds| / even odds over the feelings, pretrained
     loss_after_first: float
     loss_after_last: float
     margin_after_first: float
@@ -436,6 +440,14 @@ class AlignmentFacts:
     recap_target: str
     p_recap_target_pretrained: float
     p_recap_target_sft: float
+
+
+def feelings_spread(probs, vocab) -> float:  # [n_vocab], [n_vocab] -> float
+    """How far a distribution is from even odds over the grammar's feelings, at its furthest."""
+    feelings = World().feelings
+    p = np.array([probs[vocab.index(f)] for f in feelings])
+    p = p / p.sum()
+    return float(np.abs(p * len(feelings) - 1).max())
 
 
 def shown_text(text: str) -> str:
@@ -463,6 +475,9 @@ def with_facts(**fields) -> AlignmentResults:
         win_before=float(first.win_rate[0]), win_after=float(first.win_rate[-1]),
         p_preferred_before=float(first.p_preferred[0]),
         p_preferred_after=float(first.p_preferred[-1]), kl_after=float(first.kl[-1]),
+        win_after_last=float(last.win_rate[-1]), kl_after_last=float(last.kl[-1]),
+        p_preferred_after_last=float(last.p_preferred[-1]),
+        feelings_pretrained_spread=feelings_spread(feeling.probs[0], r.vocab),
         loss_after_first=float(first.loss[-1]), loss_after_last=float(last.loss[-1]),
         margin_after_first=float(first.margin[-1]), margin_after_last=float(last.margin[-1]),
         recap_exact_after_dpo=first.recap_exact,

@@ -5,10 +5,13 @@ weights, never retrained), run forward on a story prompt from the grammar; for o
 every head's scores q.k / sqrt(d_head), its weights under the causal mask, and the weights the
 same scores would give without the mask (softmax over every key, later ones too: what a head
 would do if it could see the future; the queries and keys themselves still come from the causal
-model). Then every head of every model is scored on held-out stories: how much weight it puts
-on the previous token, and how much on the token that followed the previous occurrence of the
-current token (an induction score: where the story went on last time). Uniform attention's
-scores are given for comparison. Cost: the FLOPs of Q K^T and of W V at each sequence length,
+model). Then every head of every model is probed with generator.sims.probes: on held-out
+stories, its weight on the previous token, on the tokens that followed earlier occurrences of
+the current token (induction), on the first token (END) and on the last few tokens (local), and
+its entropy; on repeated random tokens (Olsson et al. 2022: END, random tokens of the model's
+vocabulary, the same tokens again), its weight on the token after the first occurrence; and
+from those scores its label (induction, previous-token, first-token, local or diffuse, by the
+thresholds probes states). Uniform attention's scores are given for comparison. Cost: the FLOPs of Q K^T and of W V at each sequence length,
 by formula (generator.sims.attention_cost), per layer of the chosen model and of GPT-2 small.
 Not simulated: KV caches, memory-saving kernels, attention variants (multi-query, sliding
 windows) and anything the models were not trained on.
@@ -20,30 +23,38 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from generator.sims import probes
 from generator.sims.attention_cost import attention_flops
 from generator.sims.family import Memo, WithFamily, load_models, model_configs, model_name, prompt_tokens, uncached
 from generator.sims.gpt import gpt, softmax
-from generator.sims.stories import World, corpus
+from generator.sims.stories import END, World, corpus
 from generator.sims.train import TrainedModel, fitting_starts, windows
 
 # A real model to compare cost with: GPT-2 small's attention, 12 heads of 64 dimensions.
 REFERENCE_NAME, REFERENCE_N_HEAD, REFERENCE_D_HEAD = "GPT-2 small", 12, 64
+PROBE_STREAM = 6  # the repeated-tokens probe's random stream: rng([family seed, PROBE_STREAM])
+SCORES = ("previous_token", "induction", "repeated_tokens", "first_token", "local", "entropy")
 
 
 @dataclass(frozen=True)
 class HeadScores:
-    """Every head of every model in the family, scored on held-out stories (one entry per head)."""
+    """Every head of every model in the family, probed by generator.sims.probes (one entry per head)."""
 
     model_layers: np.ndarray  # [n_heads_total] int  the model's n_layer
     model_heads: np.ndarray  # [n_heads_total] int  the model's n_head
     layer: np.ndarray  # [n_heads_total] int  from 1
     head: np.ndarray  # [n_heads_total] int  from 1
     previous_token: np.ndarray  # [n_heads_total]  mean weight on the key just before the query
-    induction: np.ndarray  # [n_heads_total]  mean weight on the key after the query's last occurrence
-    uniform_previous_token: float  # the same scores for uniform causal attention
-    uniform_induction: float
+    induction: np.ndarray  # [n_heads_total]  mean weight on the keys after earlier occurrences
+    repeated_tokens: np.ndarray  # [n_heads_total]  repeated random tokens: weight on the token after the first copy
+    first_token: np.ndarray  # [n_heads_total]  mean weight on key 0 (END)
+    local: np.ndarray  # [n_heads_total]  mean weight on the query and the keys just before it
+    entropy: np.ndarray  # [n_heads_total]  bits
+    labels: tuple[str, ...]  # [n_heads_total]  probes.label of each head's scores
+    uniform: dict  # score name (as in SCORES) -> its value for uniform causal attention
     n_windows: int
-    n_induction_queries: int  # query positions whose token occurred before
+    n_induction_queries: int  # query positions whose token occurred before (with a key after it)
+    probe_half: int  # random tokens in each copy of the probe
 
 
 @dataclass(frozen=True)
@@ -88,7 +99,7 @@ def simulate(config: WithFamily, memo: Memo = uncached) -> AttentionResults:
     unmasked = softmax(scores)
     d_head = family.n_embd // grid.n_head
     lengths = np.asarray(grid.seq_lengths, dtype=np.int64)
-    heads = score_heads(models, scored_windows(grid.scored_stories, family))
+    heads = score_heads(models, scored_windows(grid.scored_stories, family), family.seed)
     cost = Cost(
         seq_lengths=lengths,
         flops_model=grid.n_head * attention_flops(lengths, d_head),
@@ -132,59 +143,28 @@ def scored_windows(n_stories: int, family):  # int, PretrainingGrid -> [n_window
     return windows(stories.ids, starts, family.n_ctx)[0]
 
 
-def previous_token_targets(ids):  # [n_batch, n_seq] int -> mask [n_batch, n_seq, n_seq]
-    """True at (query i, key i - 1) for every query after the first."""
-    n_batch, n_seq = ids.shape
-    return np.broadcast_to(np.eye(n_seq, k=-1, dtype=bool), (n_batch, n_seq, n_seq))
+def probe_half(n_ctx: int, n_vocab: int) -> int:
+    """Random tokens in each copy of the probe: the longest that fits the context after END
+    and draws distinct tokens other than END."""
+    return min((n_ctx - 1) // 2, n_vocab - 1)
 
 
-def induction_targets(ids):  # [n_batch, n_seq] int -> mask [n_batch, n_seq, n_seq]
-    """True at (query i, key j + 1) where j < i - 1 is the last earlier position holding ids[i].
-
-    Example: ids [[7, 8, 9, 7]] -> True only at (3, 1): the 7 at 3 last occurred at 0, then came 8.
-    """
-    n_batch, n_seq = ids.shape
-    out = np.zeros((n_batch, n_seq, n_seq), dtype=bool)
-    for b in range(n_batch):
-        last: dict[int, int] = {}
-        for i, token in enumerate(ids[b].tolist()):
-            j = last.get(token)
-            if j is not None and j + 1 < i:
-                out[b, i, j + 1] = True
-            last[token] = i
-    return out
-
-
-def target_weight(weights, targets):  # [n_batch, n_head, n_seq, n_seq], [n_batch, n_seq, n_seq] -> [n_head]
-    """Mean weight a head puts on the target key, over the queries that have one."""
-    return weights.transpose(1, 0, 2, 3)[:, targets].mean(axis=-1)
-
-
-def uniform_weights(n_seq):  # int -> [1, 1, n_seq, n_seq]
-    """Causal attention that spreads evenly over itself and every earlier key."""
-    return (np.tril(np.ones((n_seq, n_seq))) / np.arange(1, n_seq + 1)[:, None])[None, None]
-
-
-def score_heads(models: list[TrainedModel], ids) -> HeadScores:  # [n_windows, n_ctx] int -> HeadScores
-    """Previous-token and induction scores of every head of every model."""
-    previous, induction = previous_token_targets(ids), induction_targets(ids)
-    rows = []
-    for m in models:
-        trace = gpt(ids, m.params, m.config.n_head)
-        for layer, b in enumerate(trace.blocks, start=1):
-            w = b.weights.astype(np.float64)
-            for head, (p, s) in enumerate(zip(target_weight(w, previous), target_weight(w, induction)), start=1):
-                rows.append((m.config.n_layer, m.config.n_head, layer, head, p, s))
-    n_batch, n_seq = ids.shape
-    uniform = np.broadcast_to(uniform_weights(n_seq), (n_batch, 1, n_seq, n_seq))
-    columns = list(zip(*rows))
+def score_heads(models: list[TrainedModel], ids, seed: int) -> HeadScores:  # [n_windows, n_ctx] int
+    """Every head of every model probed on the story windows ids and on repeated random tokens
+    (the same probe for every model: each draws it from rng([seed, PROBE_STREAM]))."""
+    n_vocab = len(models[0].vocab)
+    half = probe_half(ids.shape[1], n_vocab)
+    per_model = [probes.score_heads(m.params, m.config.n_head, ids, half,
+                                    np.random.default_rng([seed, PROBE_STREAM]), m.vocab.index(END))
+                 for m in models]
+    joined = {name: np.concatenate([getattr(s, name) for s in per_model]) for name in ("layer", "head") + SCORES}
     return HeadScores(
-        model_layers=np.array(columns[0]), model_heads=np.array(columns[1]),
-        layer=np.array(columns[2]), head=np.array(columns[3]),
-        previous_token=np.array(columns[4]), induction=np.array(columns[5]),
-        uniform_previous_token=float(target_weight(uniform, previous)[0]),
-        uniform_induction=float(target_weight(uniform, induction)[0]),
-        n_windows=len(ids), n_induction_queries=int(induction.sum()),
+        model_layers=np.concatenate([np.full(len(s.layer), m.config.n_layer) for m, s in zip(models, per_model)]),
+        model_heads=np.concatenate([np.full(len(s.layer), m.config.n_head) for m, s in zip(models, per_model)]),
+        labels=tuple(label for s in per_model for label in s.labels),
+        uniform=per_model[0].uniform,  # the same windows and probe positions for every model
+        n_windows=len(ids), n_induction_queries=int(probes.induction_targets(ids).any(axis=-1).sum()),
+        probe_half=half, **joined,
     )
 
 
@@ -201,6 +181,7 @@ class AttentionFacts:
     strongest_query_token: str
     strongest_key: int
     strongest_key_token: str
+    strongest_next_token: str  # the token after the query (what it helps predict); "" at the end
     n_seq: int
     model: str
     n_layer: int
@@ -228,6 +209,33 @@ class AttentionFacts:
     top_previous_head: int
     one_layer_top_induction: float
     deeper_top_induction: float
+    probe_half: int  # random tokens in each copy of the repeated-tokens probe
+    probe_length: int  # END and both copies
+    uniform_repeated: float
+    uniform_first: float
+    uniform_local: float
+    top_repeated: float
+    top_repeated_ratio: float
+    top_repeated_model: str
+    top_repeated_layer: int
+    top_repeated_head: int
+    top_first: float
+    top_local: float
+    mean_first: float  # over every head of every model
+    mean_entropy: float  # bits, over every head of every model
+    uniform_entropy: float
+    n_induction_heads: int
+    n_previous_token_heads: int
+    n_first_token_heads: int
+    n_local_heads: int
+    n_diffuse_heads: int
+    any_induction_head: bool
+    any_previous_token_head: bool
+    induction_min: float  # the labels' thresholds (generator.sims.probes)
+    previous_min: float
+    first_min: float
+    local_min: float
+    local_window: int
     reference: str
     reference_n_head: int
     reference_d_head: int
@@ -245,6 +253,8 @@ def facts(tokens, weights, unmasked, h: HeadScores, c: Cost, grid, family, heldo
     """The numbers the chapter's prose quotes."""
     top_induction = int(np.argmax(h.induction))
     top_previous = int(np.argmax(h.previous_token))
+    top_repeated = int(np.argmax(h.repeated_tokens))
+    count = {label: h.labels.count(label) for label in probes.LABELS}
     lengths = [int(n) for n in c.seq_lengths]
     # The strongest single weight on an earlier token other than the first (END, where heads
     # with nothing to look at park their weight).
@@ -257,6 +267,7 @@ def facts(tokens, weights, unmasked, h: HeadScores, c: Cost, grid, family, heldo
         strongest_layer=int(layer) + 1, strongest_head=int(head) + 1,
         strongest_query=int(query), strongest_query_token=tokens[query],
         strongest_key=int(key), strongest_key_token=tokens[key],
+        strongest_next_token=tokens[query + 1] if query + 1 < n_seq else "",
         n_seq=n_seq, model=model_name(grid.n_layer, grid.n_head),
         n_layer=grid.n_layer, n_head=grid.n_head, n_embd=family.n_embd,
         d_head=family.n_embd // grid.n_head, heldout_loss=heldout_loss,
@@ -264,18 +275,34 @@ def facts(tokens, weights, unmasked, h: HeadScores, c: Cost, grid, family, heldo
         masked_weight_total=float(np.triu(weights.sum(axis=(0, 1)), k=1).sum()),
         n_heads_scored=len(h.layer), n_windows=h.n_windows,
         n_induction_queries=h.n_induction_queries,
-        uniform_induction=h.uniform_induction, uniform_previous=h.uniform_previous_token,
+        uniform_induction=h.uniform["induction"], uniform_previous=h.uniform["previous_token"],
         top_induction=float(h.induction[top_induction]),
-        top_induction_ratio=float(h.induction[top_induction] / h.uniform_induction),
+        top_induction_ratio=float(h.induction[top_induction] / h.uniform["induction"]),
         top_induction_model=model_name(int(h.model_layers[top_induction]), int(h.model_heads[top_induction])),
         top_induction_layer=int(h.layer[top_induction]), top_induction_head=int(h.head[top_induction]),
         top_previous=float(h.previous_token[top_previous]),
-        top_previous_ratio=float(h.previous_token[top_previous] / h.uniform_previous_token),
+        top_previous_ratio=float(h.previous_token[top_previous] / h.uniform["previous_token"]),
         top_previous_model=model_name(int(h.model_layers[top_previous]), int(h.model_heads[top_previous])),
         top_previous_layer=int(h.layer[top_previous]), top_previous_head=int(h.head[top_previous]),
         one_layer_top_induction=float(h.induction[h.model_layers == 1].max()),
         deeper_top_induction=(float(h.induction[h.model_layers > 1].max())
                               if (h.model_layers > 1).any() else 0.0),
+        probe_half=h.probe_half, probe_length=1 + 2 * h.probe_half,
+        uniform_repeated=h.uniform["repeated_tokens"], uniform_first=h.uniform["first_token"],
+        uniform_local=h.uniform["local"],
+        top_repeated=float(h.repeated_tokens[top_repeated]),
+        top_repeated_ratio=float(h.repeated_tokens[top_repeated] / h.uniform["repeated_tokens"]),
+        top_repeated_model=model_name(int(h.model_layers[top_repeated]), int(h.model_heads[top_repeated])),
+        top_repeated_layer=int(h.layer[top_repeated]), top_repeated_head=int(h.head[top_repeated]),
+        top_first=float(h.first_token.max()), top_local=float(h.local.max()),
+        mean_first=float(h.first_token.mean()),
+        mean_entropy=float(h.entropy.mean()), uniform_entropy=h.uniform["entropy"],
+        n_induction_heads=count["induction"], n_previous_token_heads=count["previous-token"],
+        n_first_token_heads=count["first-token"], n_local_heads=count["local"],
+        n_diffuse_heads=count["diffuse"],
+        any_induction_head=count["induction"] > 0, any_previous_token_head=count["previous-token"] > 0,
+        induction_min=probes.INDUCTION_MIN, previous_min=probes.PREVIOUS_MIN,
+        first_min=probes.FIRST_MIN, local_min=probes.LOCAL_MIN, local_window=probes.LOCAL_WINDOW,
         reference=c.reference, reference_n_head=c.reference_n_head,
         reference_d_head=c.reference_d_head, shortest=lengths[0], longest=lengths[-1],
         flops_model_shortest=int(c.flops_model[0]),

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from generator.sims.family import Memo, best_model, load_models, model_configs, model_name, uncached
+from generator.sims.gpt import gpt, token_log_probs
 from generator.sims.stories import detokenize
 from generator.sims.train import Data, DataConfig, TrainedModel, make_data
 
@@ -45,6 +46,14 @@ class CorpusSummary:
 
 
 @dataclass(frozen=True)
+class Excess:
+    """Where one model's held-out loss above the floor is paid."""
+
+    total: float  # bits per token above the grammar's own loss
+    on_certain: float  # the part paid on targets the story so far decides (P = 1)
+
+
+@dataclass(frozen=True)
 class PretrainingResults:
     n_layers: tuple[int, ...]
     n_heads: tuple[int, ...]
@@ -52,6 +61,7 @@ class PretrainingResults:
     train_loss_at_eval: tuple[np.ndarray, ...]  # per model [n_eval] mean minibatch loss since the last eval
     sample_texts: tuple[tuple[tuple[str, ...], ...], ...]  # [model][checkpoint][sample]
     corpus: CorpusSummary
+    best_excess: Excess  # the best model's
     facts: PretrainingFacts
 
 
@@ -60,6 +70,7 @@ def simulate(grid: PretrainingGrid, memo: Memo = uncached) -> PretrainingResults
     configs = model_configs(grid)
     corpus = memo(summarise_corpus, configs[0].data)
     models = tuple(load_models(grid, memo))
+    excess = excess_loss(best_model(list(models)), make_data(configs[0].data))
     return PretrainingResults(
         n_layers=grid.n_layers,
         n_heads=grid.n_heads,
@@ -67,7 +78,8 @@ def simulate(grid: PretrainingGrid, memo: Memo = uncached) -> PretrainingResults
         train_loss_at_eval=tuple(train_loss_at_eval(m) for m in models),
         sample_texts=tuple(sample_texts(m) for m in models),
         corpus=corpus,
-        facts=facts(models, corpus, grid),
+        best_excess=excess,
+        facts=facts(models, corpus, excess, grid),
     )
 
 
@@ -108,6 +120,15 @@ def count_models(ids, n_vocab):  # [n_tokens] int -> unigram [n_vocab], bigram [
     np.add.at(pairs, (ids[:-1], ids[1:]), 1)
     bigram = (pairs + unigram) / (pairs.sum(axis=1, keepdims=True) + 1)  # row: previous token
     return unigram, bigram
+
+
+def excess_loss(m: TrainedModel, data: Data) -> Excess:
+    """The model's held-out loss above the grammar's, and the part of it on decided targets."""
+    logits = gpt(data.heldout_x, m.params, m.config.n_head).logits  # [n_windows, n_seq, n_vocab]
+    model_bits = -token_log_probs(logits.astype(np.float64), data.heldout_y) / np.log(2)  # [n_windows, n_seq]
+    excess = model_bits + data.heldout_log2p  # the grammar's -log2 P is the floor per target
+    certain = data.heldout_log2p == 0
+    return Excess(total=float(excess.mean()), on_certain=float((excess * certain).sum() / excess.size))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -171,6 +192,13 @@ class PretrainingFacts:
     worst_loss: float
     params_min: int
     params_max: int
+    unigram_step: int | None  # the first evaluation at which the best model beats the unigram model
+    bigram_step: int | None  # ... and the bigram model
+    mid_step: int  # the evaluation nearest half way through training
+    mid_loss: float  # the best model's held-out loss there
+    excess: float  # the best model's final loss above the floor (bits per token)
+    excess_on_certain_share: float  # the share of it paid on targets the story so far decides
+    worst_tail_drop: float  # how much the worst model's loss fell over the last quarter of training
     loss_fewest_layers: float  # mean final loss of the models with the fewest layers
     loss_most_layers: float
     loss_fewest_heads: float
@@ -182,11 +210,27 @@ class PretrainingFacts:
     checkpoints: list[int]
 
 
-def facts(models: tuple[TrainedModel, ...], c: CorpusSummary, grid: PretrainingGrid) -> PretrainingFacts:
+def first_step_below(m: TrainedModel, level: float) -> int | None:
+    """The first evaluation step at which the model's held-out loss is below level, if any."""
+    below = np.flatnonzero(m.heldout_loss < level)
+    return int(m.eval_steps[below[0]]) if len(below) else None
+
+
+def loss_at(m: TrainedModel, step: float) -> tuple[int, float]:
+    """The evaluation nearest `step`: its step and the held-out loss there."""
+    i = int(np.argmin(np.abs(m.eval_steps - step)))
+    return int(m.eval_steps[i]), float(m.heldout_loss[i])
+
+
+def facts(models: tuple[TrainedModel, ...], c: CorpusSummary, excess: Excess,
+          grid: PretrainingGrid) -> PretrainingFacts:
     """The numbers the chapter's prose quotes, read off the trained family and the corpus."""
     first = models[0].config
     final = np.array([m.heldout_loss[-1] for m in models])
     b, worst = best_model(list(models)), models[int(np.argmax(final))]
+
+    mid_step, mid_loss = loss_at(b, first.steps / 2)
+    _, worst_three_quarters = loss_at(worst, 0.75 * first.steps)
 
     def mean_loss(keep):
         return float(np.mean([m.heldout_loss[-1] for m in models if keep(m.config)]))
@@ -208,6 +252,10 @@ def facts(models: tuple[TrainedModel, ...], c: CorpusSummary, grid: PretrainingG
         worst_label=model_name(worst.config.n_layer, worst.config.n_head),
         worst_loss=float(worst.heldout_loss[-1]),
         params_min=min(m.n_params for m in models), params_max=max(m.n_params for m in models),
+        unigram_step=first_step_below(b, c.unigram_loss), bigram_step=first_step_below(b, c.bigram_loss),
+        mid_step=mid_step, mid_loss=mid_loss, excess=excess.total,
+        excess_on_certain_share=excess.on_certain / excess.total,
+        worst_tail_drop=worst_three_quarters - float(worst.heldout_loss[-1]),
         loss_fewest_layers=mean_loss(lambda cfg: cfg.n_layer == grid.n_layers[0]),
         loss_most_layers=mean_loss(lambda cfg: cfg.n_layer == grid.n_layers[-1]),
         loss_fewest_heads=mean_loss(lambda cfg: cfg.n_head == grid.n_heads[0]),

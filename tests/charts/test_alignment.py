@@ -23,14 +23,6 @@ def res(shared_memo):
     return sims.simulate(WithFamily(GRID, FAMILY), shared_memo)
 
 
-@pytest.fixture(scope="module")
-def specs(res):
-    return {name: fig.to_dict() for name, fig in charts.figures(res).items()}  # to_dict validates
-
-
-@pytest.fixture(scope="module")
-def facts(res):
-    return res.facts
 
 
 def by_measure(rows, measure, **match):

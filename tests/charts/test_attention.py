@@ -3,12 +3,14 @@ span the model's layers and heads and the three views."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from generator.charts import attention as charts
 from generator.charts.common import visible_token
 from generator.grids import AttentionGrid
 from generator.sims import attention as sims
+from generator.sims import probes
 from generator.sims.family import WithFamily, model_name
 from tests.charts.specs import inline_data, params
 from tests.helpers import TINY_FAMILY, close
@@ -22,14 +24,6 @@ def res(shared_memo):
     return sims.simulate(WithFamily(GRID, TINY_FAMILY), shared_memo)
 
 
-@pytest.fixture(scope="module")
-def specs(res):
-    return {name: fig.to_dict() for name, fig in charts.figures(res).items()}  # to_dict validates
-
-
-@pytest.fixture(scope="module")
-def facts(res):
-    return res.facts
 
 
 def test_heatmap_rows_carry_every_heads_weights_scores_and_unmasked_weights(specs, res):
@@ -60,18 +54,32 @@ def test_axis_labels_are_the_prompts_tokens(res, specs):
     assert specs["heatmap"]["encoding"]["y"]["axis"]["labelExpr"] == f"{expression}[datum.value]"
 
 
-def test_head_scores_carry_every_head_and_the_uniform_reference(res, specs):
-    rows, uniform = inline_data(specs["head_scores"])[:2]
+def test_head_scores_carry_every_head_its_label_and_the_references(res, specs):
+    rows, references = inline_data(specs["head_scores"])[:2]
     h = res.heads
     assert len(rows) == len(h.layer) == 9
-    for r, n_l, n_h, l, hd, p, s in zip(rows, h.model_layers, h.model_heads, h.layer, h.head,
-                                        h.previous_token, h.induction):
-        assert (r["model layers"], r["layer"], r["head"]) == (n_l, l, hd)
-        assert r["model"] == model_name(int(n_l), int(n_h))
-        assert close(r["previous-token score"], p, 6) and close(r["induction score"], s, 6)
-    assert uniform == [{"reference": "uniform attention",
-                        "previous-token score": pytest.approx(h.uniform_previous_token, rel=1e-5),
-                        "induction score": pytest.approx(h.uniform_induction, rel=1e-5)}]
+    for i, r in enumerate(rows):
+        assert (r["model layers"], r["layer"], r["head"]) == (h.model_layers[i], h.layer[i], h.head[i])
+        assert r["model"] == model_name(int(h.model_layers[i]), int(h.model_heads[i]))
+        assert r["label"] == h.labels[i] == probes.label(h.previous_token[i], h.repeated_tokens[i],
+                                                         h.first_token[i], h.local[i])
+        for field, column in charts.SCORE_COLUMNS.items():
+            assert close(r[column], getattr(h, field)[i], 6), (i, column)
+    uniform, thresholds = references
+    assert uniform["reference"] == "uniform attention"
+    for field, column in charts.SCORE_COLUMNS.items():
+        assert uniform[column] == pytest.approx(h.uniform[field], rel=1e-5)
+    assert thresholds == {"reference": "label threshold", "previous-token score": probes.PREVIOUS_MIN,
+                          "repeated-tokens score": probes.INDUCTION_MIN, "first-token score": probes.FIRST_MIN,
+                          "local score": probes.LOCAL_MIN}
+
+
+def test_head_scores_plot_the_probe_and_colour_by_every_label(specs):
+    points = specs["head_scores"]["layer"][0]["encoding"]
+    assert points["x"]["field"] == "previous-token score"
+    assert points["y"]["field"] == "repeated-tokens score"
+    assert points["color"]["field"] == "label"
+    assert points["color"]["scale"]["domain"] == list(probes.LABELS)
 
 
 def test_cost_rows_are_the_exact_flop_counts(res, specs):
@@ -89,7 +97,32 @@ def test_facts_name_the_strongest_weight_and_top_heads(res, facts):
     assert (facts.strongest_layer, facts.strongest_head, facts.strongest_query, facts.strongest_key) == (
         best[1] + 1, best[2] + 1, best[3], best[4])
     assert facts.strongest_key_token == res.tokens[best[4]]
+    next_token = res.tokens[best[3] + 1] if best[3] + 1 < n_seq else ""
+    assert facts.strongest_next_token == next_token
     assert facts.top_induction == res.heads.induction.max()
     assert facts.masked_weight_total == 0.0
     assert facts.doubling_ratio == 4.0
     assert facts.n_seq == n_seq
+
+
+def test_facts_name_the_strongest_probe_head_the_label_counts_and_thresholds(res, facts):
+    h = res.heads
+    top = int(np.argmax(h.repeated_tokens))
+    assert facts.top_repeated == h.repeated_tokens.max()
+    assert facts.top_repeated_ratio == pytest.approx(h.repeated_tokens.max() / h.uniform["repeated_tokens"])
+    assert (facts.top_repeated_model, facts.top_repeated_layer, facts.top_repeated_head) == (
+        model_name(int(h.model_layers[top]), int(h.model_heads[top])), h.layer[top], h.head[top])
+    assert (facts.uniform_repeated, facts.uniform_first, facts.uniform_local, facts.uniform_entropy) == (
+        h.uniform["repeated_tokens"], h.uniform["first_token"], h.uniform["local"], h.uniform["entropy"])
+    assert (facts.top_first, facts.top_local) == (h.first_token.max(), h.local.max())
+    assert facts.mean_first == pytest.approx(h.first_token.mean())
+    assert facts.mean_entropy == pytest.approx(h.entropy.mean())
+    counts = [facts.n_induction_heads, facts.n_previous_token_heads, facts.n_first_token_heads,
+              facts.n_local_heads, facts.n_diffuse_heads]
+    assert counts == [sum(label == name for label in h.labels) for name in probes.LABELS]
+    assert sum(counts) == facts.n_heads_scored == len(h.layer)
+    assert facts.any_induction_head == ("induction" in h.labels)
+    assert facts.any_previous_token_head == ("previous-token" in h.labels)
+    assert (facts.induction_min, facts.previous_min, facts.first_min, facts.local_min, facts.local_window) == (
+        probes.INDUCTION_MIN, probes.PREVIOUS_MIN, probes.FIRST_MIN, probes.LOCAL_MIN, probes.LOCAL_WINDOW)
+    assert (facts.probe_half, facts.probe_length) == (h.probe_half, 1 + 2 * h.probe_half)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from generator import content_files
-from generator.charts import block as charts
 from generator.charts.common import visible_token
 from generator.grids import BlockGrid
 from generator.sims import block as sims
@@ -20,14 +19,6 @@ def res(shared_memo):
     return sims.simulate(content_files.ledger_inputs(chapter_grids(block=GRID), "block", CONTENT), shared_memo)
 
 
-@pytest.fixture(scope="module")
-def specs(res):
-    return {name: fig.to_dict() for name, fig in charts.figures(res).items()}  # to_dict validates
-
-
-@pytest.fixture(scope="module")
-def facts(res):
-    return res.facts
 
 
 def test_norm_rows_carry_every_stage_and_position(specs, res):

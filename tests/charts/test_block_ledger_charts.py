@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from generator.charts import block as charts
 from generator.charts.common import visible_token
 from generator.sims import block
 from generator.sims.block import FLOP_PARTS, PARTS
@@ -17,10 +16,6 @@ from tests.charts.specs import inline_data, params
 def res(shared_memo):
     return block.simulate(CONFIG, shared_memo)
 
-
-@pytest.fixture(scope="module")
-def specs(res):
-    return {name: fig.to_dict() for name, fig in charts.figures(res).items()}  # to_dict validates
 
 
 

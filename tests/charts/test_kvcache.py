@@ -25,14 +25,6 @@ def res(shared_memo):
     return sims.simulate(config, shared_memo)
 
 
-@pytest.fixture(scope="module")
-def specs(res):
-    return {name: fig.to_dict() for name, fig in charts.figures(res).items()}  # to_dict validates
-
-
-@pytest.fixture(scope="module")
-def facts(res):
-    return res.facts
 
 
 def rows_with(spec, field):

@@ -22,10 +22,6 @@ def res(shared_memo):
     return sims.simulate(CONFIG, shared_memo)
 
 
-@pytest.fixture(scope="module")
-def specs(res):
-    return {name: fig.to_dict() for name, fig in charts.figures(res).items()}  # to_dict validates
-
 
 CONTENT = Path(__file__).resolve().parents[2] / "content"
 FAMILY = PretrainingGrid(n_layers=(1, 2), n_heads=(1, 2), n_embd=16, n_ctx=32, batch_size=4, steps=20,

@@ -23,10 +23,6 @@ def res(shared_memo):
     return sims.simulate(GRID, shared_memo)
 
 
-@pytest.fixture(scope="module")
-def specs(res):
-    return {name: fig.to_dict() for name, fig in charts.figures(res).items()}  # to_dict validates
-
 
 def test_loss_curves_carry_every_evaluation_of_every_model(res, specs):
     rows = next(d for d in inline_data(specs["loss_curves"]) if "step" in d[0])

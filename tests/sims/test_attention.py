@@ -10,7 +10,7 @@ import pytest
 
 from generator.grids import AttentionGrid
 from generator.sims import attention as a
-from generator.sims import gpt
+from generator.sims import gpt, probes
 from generator.sims.attention_cost import attention_flops
 from generator.sims.family import WithFamily, model_configs
 from generator.sims.stories import END
@@ -103,35 +103,38 @@ def test_prompt_starts_after_end_and_is_checked_against_the_grammar(res):
 # Head scores
 
 
-def test_induction_targets_hand_worked():
-    targets = a.induction_targets(np.array([[7, 8, 9, 7], [5, 5, 6, 6], [1, 2, 1, 2]]))
-    assert [tuple(map(int, t)) for t in np.argwhere(targets[0])] == [(3, 1)]
-    assert not targets[1].any()  # a token right after itself: its "next" is the query itself
-    assert [tuple(map(int, t)) for t in np.argwhere(targets[2])] == [(2, 1), (3, 2)]
-
-
-def test_previous_token_targets_are_the_subdiagonal():
-    t = a.previous_token_targets(np.zeros((2, 4), dtype=int))
-    assert t.shape == (2, 4, 4)
-    assert [tuple(map(int, x)) for x in np.argwhere(t[1])] == [(1, 0), (2, 1), (3, 2)]
-
-
-def test_target_weight_averages_the_weight_on_each_target():
-    w = np.zeros((1, 2, 3, 3))  # [n_batch, n_head, n_seq, n_seq]
-    w[0, 0, 1, 0], w[0, 0, 2, 1] = 0.2, 0.6
-    w[0, 1, 1, 0], w[0, 1, 2, 1] = 1.0, 0.0
-    targets = a.previous_token_targets(np.zeros((1, 3), dtype=int))
-    assert a.target_weight(w, targets).tolist() == pytest.approx([0.4, 0.5])
-
-
 def test_uniform_attention_scores_match_closed_forms(res):
     h = res.heads
     n_ctx = FAMILY.n_ctx
-    assert h.uniform_previous_token == pytest.approx(np.mean([1 / (i + 1) for i in range(1, n_ctx)]))
+    assert h.uniform["previous_token"] == pytest.approx(np.mean([1 / (i + 1) for i in range(1, n_ctx)]))
+    assert h.uniform["first_token"] == pytest.approx(np.mean([1 / (i + 1) for i in range(1, n_ctx)]))
+    assert h.uniform["local"] == pytest.approx(np.mean([4 / (i + 1) for i in range(4, n_ctx)]))
+    assert h.uniform["entropy"] == pytest.approx(np.mean([math.log2(i + 1) for i in range(n_ctx)]))
+    half = h.probe_half
+    assert h.uniform["repeated_tokens"] == pytest.approx(np.mean([1 / (q + 1) for q in range(1 + half, 1 + 2 * half)]))
     ids = a.scored_windows(GRID.scored_stories, FAMILY)
-    queries = np.argwhere(a.induction_targets(ids))[:, 1]
-    assert h.n_induction_queries == len(queries)
-    assert h.uniform_induction == pytest.approx(np.mean(1 / (queries + 1)))
+    shares = []  # uniform attention's weight on the keys after every earlier occurrence
+    for row in ids.tolist():
+        for i, token in enumerate(row):
+            keys = {j + 1 for j in range(i - 1) if row[j] == token}
+            if keys:
+                shares.append(len(keys) / (i + 1))
+    assert h.n_induction_queries == len(shares)
+    assert h.uniform["induction"] == pytest.approx(np.mean(shares))
+
+
+def test_probe_is_end_then_random_vocabulary_tokens_twice_filling_the_context(res, chosen):
+    half = res.heads.probe_half
+    assert half == a.probe_half(FAMILY.n_ctx, len(chosen.vocab)) == (FAMILY.n_ctx - 1) // 2 == 15
+    assert a.probe_half(64, 10) == 9  # a vocabulary too small for 31 distinct tokens besides END
+
+
+def probe_weights(model, half):  # -> [n_layer, n_windows, n_head, 1 + 2 half, 1 + 2 half], ids
+    n_windows = len(a.scored_windows(GRID.scored_stories, FAMILY))
+    ids = probes.repeated_tokens(len(model.vocab), half, n_windows, model.vocab.index(END),
+                                 np.random.default_rng([FAMILY.seed, a.PROBE_STREAM]))
+    blocks = gpt.gpt(ids, model.params, model.config.n_head).blocks
+    return np.stack([b.weights for b in blocks]).astype(np.float64), ids
 
 
 def test_head_scores_cover_every_head_of_every_model_and_match_a_recount(res, chosen):
@@ -141,15 +144,45 @@ def test_head_scores_cover_every_head_of_every_model_and_match_a_recount(res, ch
         (2, 2, 1, 1), (2, 2, 1, 2), (2, 2, 2, 1), (2, 2, 2, 2)]
     ids = a.scored_windows(GRID.scored_stories, FAMILY)
     w = gpt.gpt(ids, chosen.params, 2).blocks[1].weights.astype(np.float64)[:, 1]  # layer 2, head 2
-    prev = [w[b, i, i - 1] for b in range(len(ids)) for i in range(1, ids.shape[1])]
+    n_seq = ids.shape[1]
+    prev = [w[b, i, i - 1] for b in range(len(ids)) for i in range(1, n_seq)]
     assert h.previous_token[-1] == pytest.approx(np.mean(prev), rel=1e-9)
+    first = [w[b, i, 0] for b in range(len(ids)) for i in range(1, n_seq)]
+    assert h.first_token[-1] == pytest.approx(np.mean(first), rel=1e-9)
+    local = [w[b, i, i - 3:i + 1].sum() for b in range(len(ids)) for i in range(4, n_seq)]
+    assert h.local[-1] == pytest.approx(np.mean(local), rel=1e-9)
+    entropy = [-sum(x * math.log2(x) for x in w[b, i, :i + 1]) for b in range(len(ids)) for i in range(n_seq)]
+    assert h.entropy[-1] == pytest.approx(np.mean(entropy), rel=1e-6)
     induction = []
     for b, row in enumerate(ids.tolist()):
         for i in range(len(row)):
-            earlier = [j for j in range(i) if row[j] == row[i]]
-            if earlier and earlier[-1] + 1 < i:
-                induction.append(w[b, i, earlier[-1] + 1])
+            keys = {j + 1 for j in range(i - 1) if row[j] == row[i]}
+            if keys:
+                induction.append(sum(w[b, i, k] for k in keys))
     assert h.induction[-1] == pytest.approx(np.mean(induction), rel=1e-9)
+
+
+def test_repeated_tokens_probe_recounted_on_every_model(res, calls):
+    h = res.heads
+    half = h.probe_half
+    models = [m for _, _, m in calls]
+    for index, model in enumerate(models):
+        weights, ids = probe_weights(model, half)
+        assert (ids[:, 0] == model.vocab.index(END)).all() and (ids[:, 1:] != model.vocab.index(END)).all()
+        assert (ids[:, 1:1 + half] == ids[:, 1 + half:]).all()
+        rows = np.flatnonzero((h.model_layers == model.config.n_layer) & (h.model_heads == model.config.n_head))
+        for row in rows:
+            w = weights[h.layer[row] - 1, :, h.head[row] - 1]  # [n_windows, n_seq, n_seq]
+            on_next = [w[b, q, q - half + 1] for b in range(len(ids)) for q in range(1 + half, 1 + 2 * half)]
+            assert h.repeated_tokens[row] == pytest.approx(np.mean(on_next), rel=1e-9), (index, row)
+
+
+def test_every_heads_label_follows_its_scores(res):
+    h = res.heads
+    assert len(h.labels) == len(h.layer)
+    assert h.labels == tuple(probes.label(p, r, f, lo) for p, r, f, lo in zip(
+        h.previous_token, h.repeated_tokens, h.first_token, h.local))
+    assert set(h.labels) <= set(probes.LABELS)
 
 
 def test_future_share_hand_worked(res):
