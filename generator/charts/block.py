@@ -6,7 +6,7 @@ import json
 
 import altair as alt
 
-from generator.charts.common import OKABE_ITO, WIDTH, significant, token_expression, visible_token
+from generator.charts.common import OKABE_ITO, WIDTH, significant, text_on_viridis, token_expression, visible_token
 from generator.sims.family import model_name
 from generator.sims.block import FLOP_PARTS, PARTS, BlockResults
 
@@ -62,7 +62,7 @@ def logit_lens(res: BlockResults) -> alt.LayerChart:
         legend=alt.Legend(title="P(next token)")))
     text = base.mark_text(fontSize=9, angle=310).encode(
         text="top guess:N",
-        color=alt.condition("datum['probability of the next token'] > 0.5", alt.value("black"), alt.value("white")))
+        color=text_on_viridis("probability of the next token"))
     return alt.layer(cells, text).properties(width=WIDTH + 120, height=30 * len(res.stages),
                                              title="Logit lens: the model's guess if it stopped after each sub-layer")
 

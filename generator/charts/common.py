@@ -23,6 +23,10 @@ DIVERGING = "blueorange"
 FONT = '-apple-system, BlinkMacSystemFont, "Segoe UI", Helvetica, Arial, sans-serif'
 
 THEME = "explorables"
+# On a viridis cell (domain [0, 1]) text is more readable black than white from this value on:
+# there the ramp's colour has relative luminance 0.179, and either colour reaches 4.58:1 (measured
+# on the viridis ramp Vega ships, interpolated in RGB).
+VIRIDIS_BLACK_TEXT_FROM = 0.4307
 WIDTH = 560  # px: every chart's width, the content column's
 
 
@@ -124,3 +128,10 @@ def visible_token(token: str) -> str:
 def token_expression(tokens) -> str:
     """A Vega expression array literal of the tokens, indexed by position in the charts."""
     return json.dumps([visible_token(t) for t in tokens], ensure_ascii=False)
+
+
+def text_on_viridis(field: str) -> alt.condition:
+    """The colour of text drawn on a viridis cell of `field` (domain [0, 1]): black or white,
+    whichever reads better."""
+    return alt.condition(f"datum['{field}'] >= {VIRIDIS_BLACK_TEXT_FROM}", alt.value("black"),
+                         alt.value("white"))

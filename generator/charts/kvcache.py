@@ -129,7 +129,7 @@ def memory(res: KVCacheResults) -> alt.VConcatChart:
     base = alt.Chart(alt.Data(values=rows))
     lines = base.mark_line(point=True).encode(x=x, y=y, color=colour, detail="model:N", tooltip=tooltip)
     labels = base.transform_filter("datum.tokens == datum.context").mark_text(
-        align="right", dx=-6, dy=-8, fontSize=11).encode(x=x, y=y, text="model:N", color=colour)
+        align="right", dx=-6, dy=-8, fontSize=11).encode(x=x, y=y, text="model:N")
     bars = alt.Chart(alt.Data(values=ends)).mark_bar().encode(
         y=alt.Y("model:N", sort=names, title=None),
         x=alt.X("GiB at the context:Q", title="one sequence at the model's own context limit (GiB)"),
@@ -137,7 +137,8 @@ def memory(res: KVCacheResults) -> alt.VConcatChart:
         tooltip=[alt.Tooltip("model:N"), alt.Tooltip("attention:N"), alt.Tooltip("context:Q", format=","),
                  alt.Tooltip("window:Q", format=","), alt.Tooltip("bytes per token:Q", format=","),
                  alt.Tooltip("GiB at the context:Q", format=".4g")])
-    text = bars.mark_text(align="left", dx=4).encode(text="label:N")
+    text = alt.Chart(alt.Data(values=ends)).mark_text(align="left", dx=4).encode(
+        y=alt.Y("model:N", sort=names, title=None), x="GiB at the context:Q", text="label:N")
     return alt.vconcat(alt.layer(lines, labels).properties(width=WIDTH, height=300),
                        alt.layer(bars, text).properties(width=WIDTH - 200, height=22 * len(names))).properties(
         title="KV cache of published models, by the formula, up to each one's context")

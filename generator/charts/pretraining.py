@@ -33,9 +33,9 @@ def reference_rules(res: PretrainingResults, names=REFERENCES, label_x: float = 
         base = alt.Chart(alt.Data(values=[row])).encode(y=alt.Y(f"{LOSS}:Q"), color=colour)
         layers.append(base.mark_rule(strokeDash=[6, 3], strokeWidth=1.5).encode(
             tooltip=[alt.Tooltip("reference:N"), alt.Tooltip(f"{LOSS}:Q", format=".4f")]))
-        layers.append(base.mark_text(align="right" if label_x else "left", baseline="bottom",
-                                     dx=-2 if label_x else 2, dy=-2, fontSize=11).encode(
-            x=alt.value(label_x), text="reference:N"))
+        layers.append(alt.Chart(alt.Data(values=[row])).mark_text(
+            align="right" if label_x else "left", baseline="bottom", dx=-2 if label_x else 2, dy=-2,
+            fontSize=11).encode(y=alt.Y(f"{LOSS}:Q"), x=alt.value(label_x), text="reference:N"))
     return alt.layer(*layers)
 
 

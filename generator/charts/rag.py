@@ -5,7 +5,7 @@ from __future__ import annotations
 import altair as alt
 import numpy as np
 
-from generator.charts.common import OKABE_ITO, WIDTH, significant
+from generator.charts.common import OKABE_ITO, WIDTH, significant, text_on_viridis
 from generator.sims.rag import LABELS, RANKED_TOP, RagResults
 
 ANSWERS, OTHER, BUDGET = "#D55E00", "#0072B2", "#CC79A7"
@@ -80,7 +80,7 @@ def quality(res: RagResults) -> alt.LayerChart:
         fill=None, stroke=ANSWERS, strokeWidth=3).encode(x=x, y=y, tooltip=tooltip)
     labels = base.mark_text(fontSize=12).encode(
         x=x, y=y, text=alt.Text("score:Q", format=".2f"), tooltip=tooltip,
-        color=alt.condition("datum.score > 0.6", alt.value("black"), alt.value("white")))
+        color=text_on_viridis("score"))
     return alt.layer(cells, best, labels).add_params(method, metric).properties(
         width=WIDTH * 0.6, height=280,
         title="Retrieval quality over chunk size \u00d7 overlap (orange: best cell)")
@@ -122,9 +122,14 @@ def ranked(res: RagResults) -> alt.FacetChart:
                         legend=alt.Legend(title="answers the question", orient="top",
                                           labelExpr="datum.value ? 'yes' : 'no'")),
         opacity=alt.condition("datum.packed", alt.value(0.95), alt.value(0.25)))
-    labels = alt.Chart().mark_text(align="left", dx=4, fontSize=11).encode(
-        x="_from:Q", text="label:N", tooltip=tooltip,
-        color=alt.condition("datum.packed", alt.value("white"), alt.value("#555555")))
+    # On a packed block: black on the answering colour, white on the other (each >= 4.5:1);
+    # on a faded block, the page's own text colour.
+    label = alt.Chart().mark_text(align="left", dx=4, fontSize=11).encode(
+        x="_from:Q", text="label:N", tooltip=tooltip)
+    labels = alt.layer(
+        label.transform_filter("datum.packed").encode(
+            color=alt.condition("datum.answers", alt.value("black"), alt.value("white"))),
+        label.transform_filter("!datum.packed"))
     rule = alt.Chart().mark_rule(color=BUDGET, strokeWidth=3, strokeDash=[6, 3]).encode(
         x=alt.X(datum=alt.expr("budget"), type="quantitative"))
     return alt.layer(blocks, labels, rule, data=alt.Data(values=rows)).transform_filter(

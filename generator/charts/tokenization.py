@@ -14,7 +14,6 @@ NEWEST, ODD = "#D55E00", "#0072B2"
 # Token shading in the BPE chart: alternate tokens in blue and yellow, the newest in purple;
 # light enough for black letters in either palette (Vega's dark theme leaves text marks black).
 SHADES = {"even": "#B3DDF5", "odd": "#F5ECA0", "newest": "#CC79A7"}
-MID_GREY = "#808080"  # legible on the light and the dark page
 MATRIX_CELLS = 64  # the score matrix is drawn with at most this many cells a side
 
 
@@ -110,7 +109,7 @@ def vocab_size(res: TokenizationResults) -> alt.LayerChart:
     # Labels at the smallest vocabulary, where the languages are furthest apart.
     smallest = min(e.n_vocab for e in res.encoded)
     labels = base.transform_filter(f"datum['vocabulary size'] == {smallest}").mark_text(
-        align="right", dx=-8, fontSize=11, fontWeight="bold", color=MID_GREY).encode(text="language:N")
+        align="right", dx=-8, fontSize=11, fontWeight="bold").encode(text="language:N")
     return alt.layer(lines, labels).properties(
         width=WIDTH - 80, height=360,
         title="Bigger vocabularies shorten every language, some far more than others")

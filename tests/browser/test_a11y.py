@@ -96,10 +96,6 @@ CONTRAST = """(el) => {
 }"""
 
 
-@pytest.mark.xfail(reason="chart modules still fix some text colours: black/white labels switch at the "
-                          "wrong viridis value (block logit lens, RAG quality), value labels inherit "
-                          "series colours (KV cache memory), reference labels and faded RAG chunk "
-                          "labels are grey; 25 texts fail in light, 32 in dark", strict=False)
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_every_text_in_every_chart_meets_contrast(browser, site, scheme):
     failures = []
