@@ -4,6 +4,9 @@ Runs, on a temp copy of the checkout:
 1. a clean `mkdocs build` with an empty results cache (every simulation computed),
 2. a no-op rebuild (warm cache, nothing changed),
 3. the tokenization page's text box in headless Chromium (what it loads, a 100 KB paste),
+4. every bound control of every chart in headless Chromium, timing each change's work up to the
+   repainted frame (benchmarks/latency.py; `--latency-only SITE_DIR` runs this part alone on a
+   built site),
 and reads each chapter's simulation time from the clean build's log, then prints one table of measurements against their budgets and exits 1 if any is over.
 Timings depend on the machine: the budgets are for 2 cores.
 """
@@ -42,7 +45,11 @@ BUNDLE = "assets/vendor/vega-bundle.js"
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--keep", action="store_true", help="keep the temp checkout")
+    parser.add_argument("--latency-only", metavar="SITE_DIR", type=Path,
+                        help="only time the chart controls of an already built site")
     args = parser.parse_args()
+    if args.latency_only:
+        return print_table(latency_rows(args.latency_only.resolve()))
 
     from generator.chapters import CHAPTERS, DEFAULT_PAGE_BUDGET
 
@@ -74,13 +81,20 @@ def main() -> int:
                         budgets.get(page.name, DEFAULT_PAGE_BUDGET) / 1000, "KB"))
     rows.append((f"shared bundle {BUNDLE}", f"{(site / BUNDLE).stat().st_size / 1000:.0f} KB", "-", True))
     rows += typed_text_rows(site)
+    rows += latency_rows(site)
 
+    status = print_table(rows)
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    return status
+
+
+def print_table(rows: list[tuple[str, str, str, bool]]) -> int:
+    """Print the measurements against their budgets; 1 if any is over, else 0."""
     width = max(len(r[0]) for r in rows)
     print(f"\n{'measurement':<{width}}  {'value':>10}  {'budget':>10}  status")
     for name, value, budget, ok in rows:
         print(f"{name:<{width}}  {value:>10}  {budget:>10}  {'ok' if ok else 'OVER'}")
-    if not args.keep:
-        shutil.rmtree(work, ignore_errors=True)
     return 0 if all(r[3] for r in rows) else 1
 
 
@@ -126,6 +140,35 @@ def typed_text_rows(site: Path) -> list[tuple[str, str, str, bool]]:
     return rows + [row("text box: load the tokenizers (file://)", loaded, None, "ms"),
                    row("text box: tokenize a 100 KB paste, 3 encodings + ChatML", timings[1][1],
                        TYPED_TEXT_BUDGET_MS, "ms")]
+
+
+def latency_rows(site: Path) -> list[tuple[str, str, str, bool]]:
+    """Per page with chart controls: the work per change (p95 against one 60 Hz frame, p50 and
+    max beside it) and the long tasks during the changes, in headless Chromium from file://."""
+    from tests.conftest import CHROMIUM, CHROMIUM_ARGS
+
+    if not CHROMIUM.exists():
+        return [("chart control latency", "no Chromium", "-", True)]
+    from playwright.sync_api import sync_playwright
+
+    from benchmarks.latency import FRAME_BUDGET_MS, LONG_TASK_BUDGET, measure_site
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        pages = measure_site(browser, site)
+        browser.close()
+    rows = []
+    for r in pages:
+        if not r.changes:
+            rows.append((f"repaint p95 {r.page}", "no change", "-", True))
+            continue
+        rows.append(row(f"repaint p95 {r.page} ({r.controls} controls, {r.changes} changes)",
+                        r.percentile(95), FRAME_BUDGET_MS, "ms"))
+        rows.append((f"repaint p50 / max {r.page}", f"{r.percentile(50):.0f} / {r.percentile(100):.0f} ms", "-", True))
+        rows.append(row(f"long tasks {r.page} (> 50 ms, during changes)", r.long_tasks, LONG_TASK_BUDGET, "tasks"))
+        if r.missed:
+            rows.append((f"  actions that changed nothing on {r.page}", str(len(r.missed)), "-", True))
+    return rows
 
 
 def timed_build(checkout: Path, env: dict) -> tuple[float, str]:

@@ -70,13 +70,13 @@ class Chapter:
 
 CHAPTERS: tuple[Chapter, ...] = (
     Chapter("tokenization", tokenization.simulate, tokenization_charts.figures,
-            content_files.tokenization_inputs, budget_bytes=400_000, widgets=token_views.widgets),
+            content_files.tokenization_inputs, widgets=token_views.widgets),
     Chapter("sampling", sampling.simulate, sampling_charts.figures, with_family),
-    Chapter("attention", attention.simulate, attention_charts.figures, with_family, budget_bytes=400_000),
+    Chapter("attention", attention.simulate, attention_charts.figures, with_family),
     Chapter("block", block.simulate, block_charts.figures, content_files.ledger_inputs),
     Chapter("pretraining", pretraining.simulate, pretraining_charts.figures),
     Chapter("alignment", alignment.simulate, alignment_charts.figures, with_family),
     Chapter("kvcache", kvcache.simulate, kvcache_charts.figures, content_files.kvcache_inputs),
-    Chapter("rag", rag.simulate, rag_charts.figures, with_knowledge_base, budget_bytes=500_000,
+    Chapter("rag", rag.simulate, rag_charts.figures, with_knowledge_base,
             reads_pages=True),
 )

@@ -284,6 +284,68 @@
   }
 
   // ------------------------------------------------------------------------------------------
+  // Data tables: each chart's twin, built from the spec's own inline data when a reader first
+  // opens it (the numbers are in the page once, in the spec; the table costs no page weight).
+
+  function datasets(spec) {
+    const found = [];
+    (function walk(node) {
+      if (Array.isArray(node)) return node.forEach(walk);
+      if (!node || typeof node !== "object") return;
+      const data = node.data;
+      if (data && Array.isArray(data.values) && !found.includes(data.values)) found.push(data.values);
+      Object.values(node).forEach(walk);
+    })(spec);
+    Object.values(spec.datasets || {}).forEach((values) => { if (!found.includes(values)) found.push(values); });
+    return found;
+  }
+
+  function cell(value) {
+    if (value === null || value === undefined) return "";
+    if (typeof value === "boolean") return value ? "yes" : "no";
+    if (typeof value === "number" && !Number.isInteger(value)) return String(Number(value.toPrecision(6)));
+    return typeof value === "object" ? JSON.stringify(value) : String(value);
+  }
+
+  function table(rows, caption) {
+    const columns = [];
+    rows.forEach((row) => Object.keys(row).forEach((c) => {
+      if (!c.startsWith("_") && !columns.includes(c)) columns.push(c);
+    }));
+    const el = (tag, attrs, text) => {
+      const node = document.createElement(tag);
+      Object.entries(attrs || {}).forEach(([k, v]) => node.setAttribute(k, v));
+      if (text !== undefined) node.textContent = text; // data stays text, never markup
+      return node;
+    };
+    // A class of its own: Material styles class-less tables and adds class="" to a focused one,
+    // which would change the layout as a reader tabs in. tabindex lets a keyboard scroll it.
+    const t = el("table", { class: "explorable-data", tabindex: "0" });
+    t.append(el("caption", {}, caption));
+    const head = el("tr");
+    columns.forEach((c) => head.append(el("th", { scope: "col" }, c)));
+    const thead = el("thead");
+    thead.append(head);
+    t.append(thead);
+    const body = el("tbody");
+    rows.forEach((row) => {
+      const tr = el("tr");
+      columns.forEach((c) => tr.append(el("td", {}, cell(row[c]))));
+      body.append(tr);
+    });
+    t.append(body);
+    return t;
+  }
+
+  function fillTable(details) {
+    if (details.dataset.filled) return;
+    const chart = details.closest("figure").querySelector(".explorable-chart[data-spec]");
+    const spec = JSON.parse(chart.getAttribute("data-spec"));
+    datasets(spec).forEach((rows) => details.append(table(rows, details.dataset.caption)));
+    details.dataset.filled = "true";
+  }
+
+  // ------------------------------------------------------------------------------------------
   // The page
 
   function elements() {
@@ -316,6 +378,10 @@
       drawAll,
       get ready() { return settled(); },
     };
+    document.querySelectorAll("details.explorable-table").forEach((details) => {
+      details.addEventListener("toggle", () => { if (details.open) fillTable(details); });
+      if (details.open) fillTable(details);
+    });
     if (eager) {
       drawAll();
     } else {

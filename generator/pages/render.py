@@ -147,10 +147,9 @@ def fill_slots(rendered: str, slots: Mapping[str, str]) -> str:
 
 
 def embed(name: str, spec: dict, spec_json: str, href: str, caption: str = "") -> Markup:
-    """One chart as a raw-HTML block: the embedded spec, its download link and its data table."""
+    """One chart as a raw-HTML block: the embedded spec, its download link and its data table
+    (which the page's script builds from the embedded spec's data when a reader opens it)."""
     title = _title(spec) or name
-    tables = "".join(_table_html(rows, caption=f"Data of \u201c{title}\u201d")
-                     for rows in _datasets(spec))
     parts = [
         f'<figure class="explorable" id="fig-{html.escape(name)}">',
         # No role="img" here: the chart holds focusable controls, which an img role would hide.
@@ -162,7 +161,8 @@ def embed(name: str, spec: dict, spec_json: str, href: str, caption: str = "") -
         "Download this chart\u2019s Vega-Lite spec (JSON)</a></figcaption>",
         # Announces the chart's setting each time a control changes it.
         '<p class="explorable-status md-visually-hidden" aria-live="polite"></p>',
-        f'<details class="explorable-table"><summary>Data table</summary>{tables}</details>',
+        f'<details class="explorable-table" data-caption="{html.escape(f"Data of {chr(0x201c)}{title}{chr(0x201d)}")}">'
+        "<summary>Data table</summary></details>",
         "</figure>",
     ]
     return Markup("".join(parts))
@@ -299,42 +299,6 @@ def _objects(node: Any) -> Iterator[dict]:
     elif isinstance(node, list):
         for value in node:
             yield from _objects(value)
-
-
-def _datasets(spec: Any) -> list[list[dict]]:
-    """Every inline dataset of a spec, in order, without repeats."""
-    found: list[list[dict]] = []
-    for node in _objects(spec):
-        data = node.get("data")
-        if isinstance(data, dict) and isinstance(data.get("values"), list) and data["values"] not in found:
-            found.append(data["values"])
-    for values in (spec.get("datasets") or {}).values():
-        if values not in found:
-            found.append(values)
-    return found
-
-
-def _table_html(rows: list[dict], caption: str) -> str:
-    columns = [c for c in dict.fromkeys(k for row in rows for k in row) if not c.startswith("_")]
-    head = "".join(f'<th scope="col">{html.escape(c)}</th>' for c in columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_cell(row.get(c)))}</td>" for c in columns) + "</tr>"
-        for row in rows
-    )
-    # A class of its own: Material styles only class-less tables and adds class="" to a focused
-    # one, which would change the layout as a reader tabs in. tabindex lets a keyboard scroll it.
-    return (f'<table class="explorable-data" tabindex="0"><caption>{html.escape(caption)}</caption><thead><tr>{head}</tr></thead>'
-            f"<tbody>{body}</tbody></table>")
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
 
 
 # ---------------------------------------------------------------------------------------------

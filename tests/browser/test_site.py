@@ -8,6 +8,7 @@ import json
 import pytest
 
 from tests.browser.pages import move_slider, open_page
+from tests.charts.specs import nodes
 
 pytestmark = pytest.mark.slow
 
@@ -85,7 +86,16 @@ def test_every_chart_has_a_data_table_and_a_spec_download(browser, site):
         figures = visit.page.locator("figure.explorable")
         for i in range(figures.count()):
             fig = figures.nth(i)
-            assert fig.locator("details.explorable-table table").count() >= 1
+            details = fig.locator("details.explorable-table")
+            assert details.locator("table").count() == 0  # built only when a reader opens it
+            details.locator("summary").click()
+            spec = json.loads(fig.locator(".explorable-chart").get_attribute("data-spec"))
+            tables = details.locator("table")
+            assert tables.count() >= 1
+            # the first table holds the first inline dataset, row for row
+            first = next(n["data"]["values"] for n in nodes(spec)
+                         if isinstance(n.get("data"), dict) and isinstance(n["data"].get("values"), list))
+            assert tables.first.locator("tbody tr").count() == len(first)
             href = fig.locator("a.explorable-download").get_attribute("href")
             assert (site / href).is_file(), href
         visit.page.context.close()
