@@ -15,6 +15,7 @@ from generator.grids import KVCacheGrid, PretrainingGrid
 from generator.sims import kvcache as sims
 from generator.sims.ledger import WithLedger
 from tests.charts.specs import inline_data, params
+from tests.helpers import TINY_FAMILY
 
 
 @pytest.fixture(scope="module")
@@ -24,9 +25,7 @@ def res(shared_memo):
 
 
 CONTENT = Path(__file__).resolve().parents[2] / "content"
-FAMILY = PretrainingGrid(n_layers=(1, 2), n_heads=(1, 2), n_embd=16, n_ctx=32, batch_size=4, steps=20,
-                         warmup_steps=5, eval_every=10, checkpoints=(0, 20), train_stories=100,
-                         heldout_stories=8)
+FAMILY = TINY_FAMILY
 GRID = KVCacheGrid(model_layers=2, model_heads=2, growth_steps=6, timed_lengths=(8, 16, 32),
                    draft_layers=1, draft_heads=1, draft_lengths=(1, 2, 4), speculative_prompts=3,
                    speculative_new_tokens=12)

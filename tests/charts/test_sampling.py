@@ -27,15 +27,6 @@ def res(shared_memo):
     return sims.simulate(WithFamily(grid, TINY_FAMILY), shared_memo)
 
 
-@pytest.fixture(scope="module")
-def figs(res):
-    return charts.figures(res)
-
-
-@pytest.fixture(scope="module")
-def specs(figs):
-    return {name: fig.to_dict() for name, fig in figs.items()}  # to_dict validates against the schema
-
 
 @pytest.fixture(scope="module")
 def tokens(res):

@@ -7,7 +7,6 @@ import dataclasses
 import numpy as np
 import pytest
 
-from generator.charts import tokenization as charts
 from generator.grids import TokenizationGrid
 from generator.sims import tokenization as sims
 from tests.helpers import tokenization_inputs
@@ -19,15 +18,6 @@ from tests.charts.specs import inline_data, params
 def res():
     return sims.simulate(tokenization_inputs(dataclasses.replace(TokenizationGrid(), max_timed_length=256)))
 
-
-@pytest.fixture(scope="module")
-def figs(res):
-    return charts.figures(res)
-
-
-@pytest.fixture(scope="module")
-def specs(figs):
-    return {name: fig.to_dict() for name, fig in figs.items()}  # to_dict validates against the schema
 
 
 def test_every_chart_has_a_title_for_its_caption(specs):

@@ -14,6 +14,7 @@ from generator.grids import BlockGrid, PretrainingGrid, load_grids
 from generator.sims import block, ledger
 from generator.sims.gpt import gelu, gpt, init_params, layer_norm, softmax
 from generator.validation import GridError
+from tests.helpers import TINY_FAMILY
 
 
 @pytest.fixture(scope="module")
@@ -22,9 +23,7 @@ def res(shared_memo):
 
 
 CONTENT = Path(__file__).resolve().parents[2] / "content"
-FAMILY = PretrainingGrid(n_layers=(1, 2), n_heads=(1, 2), n_embd=16, n_ctx=32, batch_size=4, steps=20,
-                         warmup_steps=5, eval_every=10, checkpoints=(0, 20), train_stories=100,
-                         heldout_stories=8)
+FAMILY = TINY_FAMILY
 GRID = BlockGrid(n_layer=2, n_head=2, step_layer=2, step_position=5)
 
 
