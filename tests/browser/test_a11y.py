@@ -189,6 +189,10 @@ def test_tabbing_into_an_open_data_table_keeps_the_layout(browser, site):
     visit = open_page(browser, site.as_uri(), "attention.html")
     page = visit.page
     page.locator("#fig-attention-heatmap details.explorable-table summary").click()
+    # The table is built when opened, and charts further down are drawn as they come near the
+    # viewport: let both settle, so the only thing that could move the layout is the Tab.
+    page.wait_for_selector("#fig-attention-heatmap details.explorable-table table.explorable-data")
+    page.evaluate("() => window.explorables.drawAll()")
     height = page.evaluate("() => document.documentElement.scrollHeight")
     page.locator("#fig-attention-heatmap details.explorable-table summary").focus()
     page.keyboard.press("Tab")
