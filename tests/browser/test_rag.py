@@ -124,6 +124,7 @@ def test_chunk_text_shows_as_text_in_the_tooltip_and_the_data_table(browser, sit
             assert entity in markup
     table = page.locator("#fig-rag-ranked details.explorable-table")
     table.locator("summary").click()
+    table.locator("table").first.wait_for(state="attached")  # built on the details' toggle event
     assert flat(by_id[c]["text"]) in flat(table.inner_text())
     assert page.eval_on_selector_all("#fig-rag-ranked details.explorable-table td *", "els => els.length") == 0
     page.context.close()

@@ -91,6 +91,7 @@ def test_every_chart_has_a_data_table_and_a_spec_download(browser, site):
             details.locator("summary").click()
             spec = json.loads(fig.locator(".explorable-chart").get_attribute("data-spec"))
             tables = details.locator("table")
+            tables.first.wait_for(state="attached")  # built on the details' toggle event
             assert tables.count() >= 1
             # the first table holds the first inline dataset, row for row
             first = next(n["data"]["values"] for n in nodes(spec)
