@@ -40,6 +40,9 @@ def test_axe_finds_nothing_on_any_page_with_every_data_table_open(browser, site,
     for path in all_pages(site):
         visit = open_page(browser, site.as_uri(), path, color_scheme=scheme)
         visit.page.evaluate("() => document.querySelectorAll('details').forEach(d => { d.open = true; })")
+        # Data tables are built on their toggle event: axe must see every one of them.
+        visit.page.wait_for_function("() => [...document.querySelectorAll('details.explorable-table')]"
+                                     ".every(d => d.querySelector('table.explorable-data'))")
         # before axe runs: on file:// pages axe's own reads of the stylesheets log CORS errors
         assert visit.errors == [], (path, visit.errors)
         violations = axe_violations(visit.page)
