@@ -29,14 +29,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 TARGET_SHARE = 0.5
-DEFAULT_MODELS = "1x4x64,2x4x64,2x4x96,4x4x128"
+DEFAULT_MODELS = "1x2x32,2x2x32,4x2x32,1x4x64,2x4x64,4x4x64"  # the family (grids.pretraining)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", default=DEFAULT_MODELS, help="layers x heads x width, comma separated")
-    parser.add_argument("--n-ctx", type=int, default=128)
-    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--n-ctx", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=12, help="timed steps per model (after 2 untimed)")
     args = parser.parse_args()
 

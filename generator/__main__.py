@@ -4,6 +4,7 @@
     python -m generator specs OUT_DIR        # every chart's Vega-Lite spec as OUT_DIR/<page>/<chart>.vl.json
     python -m generator specs OUT_DIR --grids my-grids.json
     python -m generator measure              # time what the grids ask for: content/measurements.json
+    python -m generator train                # train the model family: content/checkpoints (resumable)
 
 Grid overrides use the same shape as `extra.grids` in mkdocs.yml, as JSON.
 """
@@ -17,12 +18,13 @@ import logging
 import sys
 from pathlib import Path
 
-from generator import measure
+from generator import checkpoints, measure
 from generator.build import CONTENT_DIR, build_site
 from generator.chapters import CHAPTERS
 from generator.cache import Cache
 from generator.grids import GridError, load_grids
 from generator.pages.render import SPEC_DIR
+from generator.sims.family import model_configs
 from generator.publish import PublishError, StagedSite, write_files
 
 
@@ -36,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     specs.add_argument("out_dir", type=Path)
     sub.add_parser("measure", help="take every timing the grids ask for, one thread each, and "
                                    "write content/measurements.json (the build reads it)")
+    trainer = sub.add_parser("train", help="train every model of the family whose shipped checkpoint "
+                                           "is missing or stale, 2 at a time, resuming an interrupted run")
+    trainer.add_argument("--all", action="store_true", help="retrain every model, stale or not")
+    trainer.add_argument("--workers", type=int, default=2, help="models trained at once (default 2)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -51,6 +57,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{name}]")
             for key, value in grid.items():
                 print(f"  {key} = {json.dumps(value)}")
+        return 0
+
+    if args.command == "train":
+        written = checkpoints.train_family(model_configs(grids.pretraining), workers=args.workers,
+                                           everything=args.all)
+        print(f"shipped {len(written)} model(s) to {checkpoints.CHECKPOINT_DIR}")
         return 0
 
     if args.command == "measure":

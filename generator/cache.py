@@ -59,14 +59,15 @@ class Cache:
     # -- results of simulations ---------------------------------------------------------------
 
     def result(self, fn: Callable[..., T], config: Any, *,
-               compute: Callable[[Any], T] | None = None) -> T:
+               compute: Callable[[Any], T] | None = None, inputs: str = "") -> T:
         """fn(config), from the cache when an intact entry for (config, fn's code) exists.
 
         `compute(config)` stands in for fn(config) when fn needs more than the config (say, a
-        memo for its parts); the entry is still keyed by fn's name and code.
+        memo for its parts); the entry is still keyed by fn's name and code. `inputs` names
+        anything else the result depends on (say, the digest of files it reads) and joins the key.
         """
         name = f"{fn.__module__}.{fn.__qualname__}"
-        key = result_key(fn, config)
+        key = result_key(fn, config) if not inputs else _digest([result_key(fn, config), inputs])
         path = self.root / "results" / f"{fn.__module__.rsplit('.', 1)[-1]}-{key[:24]}.npz"
         expected = _return_type(fn)
         if self.enabled:

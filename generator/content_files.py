@@ -139,7 +139,7 @@ def kvcache_inputs(grids, name: str, content_dir: Path) -> WithLedger:
     config = ledger_inputs(grids, name, content_dir)
     grid, family = config.grid, config.family
     timings = measure.timings(content_dir, "decode step", n_layer=grid.model_layers,
-                              n_head=grid.model_heads, n_embd=family.n_embd,
+                              n_head=grid.model_heads, n_embd=family.n_embd(grid.model_heads),
                               n_vocab=len(vocabulary(World())), lengths=list(grid.timed_lengths),
                               seed=grid.seed)
     return dataclasses.replace(config, timings=timings)

@@ -173,43 +173,62 @@ class SamplingGrid:
 
 @dataclass(frozen=True)
 class PretrainingGrid:
-    """Pretraining: a family of tiny GPTs (layers x heads) trained on generated stories.
+    """Pretraining: a family of tiny GPTs (layers, heads) trained on generated stories and songs.
 
-    The family is shared: every chapter that runs a trained model (sampling, attention, block,
-    KV cache, alignment) reads its models from here (see Grids: each model asked for must be
-    one of the family's)."""
+    Width grows with the heads (n_embd = head_width x n_head), so the family varies both depth
+    and width. The family is shared: every chapter that runs a trained model (sampling,
+    attention, block, KV cache, alignment) reads its models from here (see Grids: each model
+    asked for must be one of the family's). The models ship trained (content/checkpoints,
+    written by `python -m generator train`); one the grid asks for that is not shipped is
+    trained by the build."""
 
-    n_layers: tuple[int, ...] = field(default=(1, 2, 4), metadata=bounded(1, 12, grid=True))
-    n_heads: tuple[int, ...] = field(default=(1, 2, 4), metadata=bounded(1, 16, grid=True))
-    n_embd: int = field(default=32, metadata=bounded(4, 1024))
+    # The models, smallest first: model i has n_layers[i] layers and n_heads[i] heads. Each step
+    # up adds depth or width; a 1-layer model sits beside the 2-layer one of the same width.
+    n_layers: tuple[int, ...] = field(default=(1, 2, 2, 4), metadata=bounded(1, 12))
+    n_heads: tuple[int, ...] = field(default=(2, 2, 4, 4), metadata=bounded(1, 16))
+    head_width: int = field(default=16, metadata=bounded(1, 256))
     n_ctx: int = field(default=64, metadata=bounded(8, 512))
-    batch_size: int = field(default=8, metadata=bounded(1, 1024))
-    steps: int = field(default=600, metadata=bounded(1, 100_000))
-    learning_rate: float = field(default=0.015, metadata=positive(0.0, 1.0))
-    warmup_steps: int = field(default=20, metadata=bounded(0, 100_000))
+    batch_size: int = field(default=32, metadata=bounded(1, 1024))
+    steps: int = field(default=8000, metadata=bounded(1, 100_000))
+    learning_rate: float = field(default=0.003, metadata=positive(0.0, 1.0))
+    warmup_steps: int = field(default=100, metadata=bounded(0, 100_000))
     weight_decay: float = field(default=0.1, metadata=bounded(0.0, 1.0))
     grad_clip: float = field(default=1.0, metadata=positive(0.0, 1000.0))
-    eval_every: int = field(default=25, metadata=bounded(1, 100_000))
-    # Steps at which weights are kept and stories sampled: dense early, where text changes fastest.
+    eval_every: int = field(default=100, metadata=bounded(1, 100_000))
+    # Steps at which every head is probed and stories sampled: dense where heads form.
     checkpoints: tuple[int, ...] = field(
-        default=(0, 25, 50, 100, 200, 300, 400, 600), metadata=bounded(0, 100_000, grid=True))
+        default=(0, 100, 250, 500, 750, 1000, 1250, 1500, 1750, 2000, 2250, 2500, 2750, 3000,
+                 3500, 4000, 4500, 5000, 6000, 7000, 8000),
+        metadata=bounded(0, 100_000, grid=True))
     n_samples: int = field(default=2, metadata=bounded(1, 16))
-    train_stories: int = field(default=2000, metadata=bounded(1, 1_000_000))
-    heldout_stories: int = field(default=64, metadata=bounded(1, 100_000))
+    train_stories: int = field(default=20_000, metadata=bounded(1, 1_000_000))
+    heldout_stories: int = field(default=128, metadata=bounded(1, 100_000))
     seed: int = field(default=0, metadata=bounded(0))
 
     def __post_init__(self) -> None:
         validate(self, "grids.pretraining")
-        for i, n_head in enumerate(self.n_heads):
-            if self.n_embd % n_head:
-                raise GridError(f"grids.pretraining.n_heads[{i}]: n_embd = {self.n_embd} does not "
-                                f"split into {n_head} heads of equal width")
+        if len(self.n_heads) != len(self.n_layers):
+            raise GridError(f"grids.pretraining.n_heads: {len(self.n_heads)} values for "
+                            f"{len(self.n_layers)} models (one per entry of n_layers)")
+        for i, member in enumerate(self.members):
+            if member in self.members[:i]:
+                raise GridError(f"grids.pretraining.n_layers[{i}], n_heads[{i}]: the model {member} "
+                                "is already in the family")
         if self.warmup_steps >= self.steps:
             raise GridError(f"grids.pretraining.warmup_steps: {self.warmup_steps} must be fewer "
                             f"than the {self.steps} steps")
         if self.checkpoints[-1] > self.steps:
             raise GridError(f"grids.pretraining.checkpoints[{len(self.checkpoints) - 1}]: step "
                             f"{self.checkpoints[-1]} is past the last step ({self.steps})")
+
+    @property
+    def members(self) -> tuple[tuple[int, int], ...]:
+        """(layers, heads) of each model, in the grid's order."""
+        return tuple(zip(self.n_layers, self.n_heads))
+
+    def n_embd(self, n_head: int) -> int:
+        """The width of the family's models with n_head heads."""
+        return self.head_width * n_head
 
 
 @dataclass(frozen=True)
@@ -218,9 +237,10 @@ class AttentionGrid:
 
     The models are the pretraining family's (grids.pretraining), read from the cache."""
 
-    # Words of the story grammar: a name and a phrase repeat, so copying heads have work to do.
+    # A song of the grammar, sung three times from different sounds: only copying predicts the
+    # second and third singings, so the induction head the heatmap opens on has work to do.
     prompt: str = field(
-        default="Mia was a kind girl who lived near the park . one day , Mia went to the park .",
+        default="song : ba ki lo ne ra pe . again : ne ra pe ba ki lo . again : pe ba ki lo ne ra .",
         metadata=text(400))
     # The model whose heads the heatmap shows: one (layers, heads) pair of the family.
     n_layer: int = field(default=2, metadata=bounded(1, 12))
@@ -369,7 +389,7 @@ class KVCacheGrid:
     # Speculative decoding: the family model that drafts for the decoding model, the draft
     # lengths tried, and the held-out stories whose first words are the prompts.
     draft_layers: int = field(default=1, metadata=bounded(1, 12))
-    draft_heads: int = field(default=1, metadata=bounded(1, 16))
+    draft_heads: int = field(default=2, metadata=bounded(1, 16))
     draft_lengths: tuple[int, ...] = field(default=(1, 2, 3, 4, 5, 6, 8),
                                            metadata=bounded(1, 32, grid=True))
     speculative_prompts: int = field(default=12, metadata=bounded(1, 64))
@@ -405,10 +425,11 @@ class AlignmentGrid:
     # The pretrained model (from the pretraining family, read from the cache).
     n_layer: int = field(default=2, metadata=bounded(1, 12))
     n_head: int = field(default=2, metadata=bounded(1, 16))
-    # Stories drawn for the demonstrations and preference pairs; only those whose story,
-    # recap and END fit the context are kept.
-    train_stories: int = field(default=1000, metadata=bounded(1, 100_000))
-    heldout_stories: int = field(default=96, metadata=bounded(1, 100_000))
+    # Pieces drawn for the demonstrations and preference pairs (stories and songs, about half
+    # each); the songs, and the stories whose story, recap and END do not fit the context, are
+    # left out.
+    train_stories: int = field(default=2000, metadata=bounded(1, 100_000))
+    heldout_stories: int = field(default=192, metadata=bounded(1, 100_000))
     batch_size: int = field(default=16, metadata=bounded(2, 1024))  # sequences a step (DPO: half as many pairs)
     sft_steps: int = field(default=160, metadata=bounded(1, 100_000))
     sft_learning_rate: float = field(default=0.0015, metadata=positive(0.0, 1.0))
@@ -507,9 +528,9 @@ def grid_names() -> tuple[str, ...]:
 
 def family_member(n_layer: int, n_head: int, family: PretrainingGrid, where: str) -> None:
     """Raise GridError unless the family has a model with n_layer layers and n_head heads."""
-    if n_layer not in family.n_layers or n_head not in family.n_heads:
+    if (n_layer, n_head) not in family.members:
         raise GridError(f"{where}: ({n_layer}, {n_head}) is not a model of the pretraining family "
-                        f"{family.n_layers} x {family.n_heads}")
+                        f"{list(family.members)} (layers, heads)")
 
 
 def story_prompt(prompt: str, n_ctx: int, where: str) -> tuple[str, ...]:

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CONTENT = ROOT / "content"
 
 # Four tiny GPTs (1-2 layers x 1-2 heads), trained for 20 steps: enough for shapes and wiring.
-TINY_FAMILY = PretrainingGrid(n_layers=(1, 2), n_heads=(1, 2), n_embd=16, n_ctx=32, batch_size=4, steps=20,
+TINY_FAMILY = PretrainingGrid(n_layers=(1, 1, 2, 2), n_heads=(1, 2, 1, 2), head_width=8, n_ctx=32, batch_size=4, steps=20,
                               warmup_steps=5, eval_every=10, checkpoints=(0, 20), train_stories=100,
                               heldout_stories=8)
 
@@ -31,7 +31,7 @@ def family_grids(family: PretrainingGrid = TINY_FAMILY, **grids: Any) -> Grids:
         "attention": AttentionGrid(n_layer=2, n_head=2, scored_stories=6),
         "block": BlockGrid(prompt="once upon a time , there was a kind girl named Mia .", n_layer=2, n_head=2,
                            step_position=5),
-        "alignment": AlignmentGrid(train_stories=60, heldout_stories=24, batch_size=8),
+        "alignment": AlignmentGrid(train_stories=120, heldout_stories=48, batch_size=8),
         "kvcache": KVCacheGrid(model_layers=2, model_heads=2, growth_steps=6, draft_layers=1, draft_heads=1,
                                draft_lengths=(1, 2, 4), speculative_prompts=3, speculative_new_tokens=12),
     }

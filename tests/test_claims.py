@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from generator import checkpoints
 from generator.cache import Cache
 from generator.chapters import CHAPTERS
 from generator.grids import load_grids
@@ -24,13 +25,15 @@ pytestmark = pytest.mark.slow
 def real(site):
     """Every chapter's results for the default grids (cache hits after the site's build)."""
     grids, cache = load_grids(), Cache(CACHE_DIR)
-    memo = lambda fn, config: cache.result(fn, config)  # noqa: E731
+    memo = checkpoints.shipped_memo(cache.result)  # as the build reads the family
+    shipped = checkpoints.digest()
     out = {}
     for chapter in CHAPTERS:
         if chapter.reads_pages:
             continue
         config = chapter.configure(grids, chapter.name, CONTENT)
-        out[chapter.name] = cache.result(chapter.simulate, config, compute=lambda c, ch=chapter: ch.simulate(c, memo))
+        out[chapter.name] = cache.result(chapter.simulate, config, inputs=shipped,
+                                         compute=lambda c, ch=chapter: ch.simulate(c, memo))
     return out
 
 
@@ -55,14 +58,56 @@ def test_pretraining_milestones_are_the_first_evaluations_past_each_baseline(rea
     assert f"ends {f.excess:.2f} bits above the floor" in text
 
 
-def test_pretraining_says_whether_depth_paid_as_the_losses_say(real, site):
-    f = real["pretraining"].facts
+def test_bigger_models_reach_lower_losses_and_the_page_says_so(real, site):
+    res = real["pretraining"]
+    f = res.facts
+    by_size = sorted(res.models, key=lambda m: m.n_params)
+    losses = [float(m.heldout_loss[-1]) for m in by_size]
+    assert len(by_size) >= 4 and by_size[-1].n_params >= 10 * by_size[0].n_params
+    assert {m.config.n_layer for m in by_size} != {by_size[0].config.n_layer}  # depth varies
+    assert {m.config.n_embd for m in by_size} != {by_size[0].config.n_embd}  # and width
+    assert f.monotone and all(b < a for a, b in zip(losses, losses[1:])), list(zip(f.sizes, losses))
+    assert losses[0] - losses[-1] >= 0.05
     text = page_text(site, "pretraining.html")
-    paid = f.loss_most_layers < f.loss_fewest_layers
-    assert ("here depth paid for its parameters" in text) == paid
-    assert ("the extra parameters did not pay within this budget" in text) == (not paid)
-    if not paid:
-        assert "This is where the toy differs from real LLMs" in text
+    assert f"the final loss falls by {f.size_gain:.3f} bits per token" in text
+    assert "Every step up in size lowers it" in text
+
+
+def test_the_compute_curves_cross_and_the_page_says_where(real, site):
+    res = real["pretraining"]
+    f, front = res.facts, res.frontier
+    params = [m.n_params for m in res.models]
+    assert params[front.leader[0]] < params[front.leader[-1]], "a small model leads at low compute"
+    assert f.curves_cross
+    text = page_text(site, "pretraining.html")
+    assert "The curves cross" in text and f"the {f.leader_high} model leads" in text
+
+
+def test_an_induction_head_and_a_previous_token_head_form_and_the_page_shows_them(real, site):
+    res = real["attention"]
+    f, h = res.facts, res.heads
+    assert h.previous_probe.max() >= 0.5 and h.induction.max() >= 0.4  # the page's two definitions
+    assert h.repeated_tokens.max() >= 0.4 and f.n_induction_heads >= 1
+    shown = (h.model_layers == f.n_layer) & (h.model_heads == f.n_head)
+    assert h.repeated_tokens[shown].max() >= 0.4 and f.open_repeated == h.repeated_tokens[shown].max()
+    assert f.one_layer_top_repeated < 0.4 <= f.deeper_top_repeated  # induction needs two layers
+    text = page_text(site, "attention.html")
+    assert "The family bears it out" in text
+    assert f"opens on head {f.open_head} of layer {f.open_layer}" in text
+
+
+def test_the_formation_chart_shows_a_phase_change_named_from_its_checkpoints(real, site):
+    res = real["attention"]
+    f = res.facts
+    shown = next(x for x in res.formations if x.n_layer == f.n_layer)
+    assert len(shown.steps) >= 20 and f.formed
+    jump = int(np.argmax(np.diff(shown.top_repeated)))
+    assert (f.rise_from, f.rise_to) == (shown.steps[jump], shown.steps[jump + 1])
+    assert shown.top_repeated[0] < 0.1 and shown.top_repeated[-1] >= 0.4
+    assert shown.loss[-1] < shown.loss[jump] and shown.icl[-1] < shown.icl[0]  # context helps more
+    text = page_text(site, "attention.html")
+    assert f"rose most between steps {f.rise_from:,} and {f.rise_to:,}" in text
+    assert "a phase change" in text
 
 
 def test_attention_doubling_sentence_follows_the_measured_ratio(real, site):

@@ -9,7 +9,7 @@ from generator.sims.family import model_name
 from generator.sims.attention import AttentionResults
 from generator.sims.probes import LABELS
 
-DIGITS = 4  # significant digits of the heatmap's numbers: keeps the page small
+DIGITS = 3  # significant digits of the heatmap's numbers: keeps the page small
 VIEWS = ("weights (causal mask)", "scores before softmax", "weights without the mask")
 VIEW_FIELDS = ("weight", "score", "weight without mask")
 
@@ -30,15 +30,16 @@ def heatmap_rows(res: AttentionResults) -> list[dict]:
 def heatmap(res: AttentionResults) -> alt.Chart:
     """Query x key heatmap of one head, chosen by layer and head, in one of three views."""
     tokens = token_expression(res.tokens)
-    layer = alt.param(name="pick_layer", value=1, bind=alt.binding_radio(
+    # It opens on the shown model's strongest induction head.
+    layer = alt.param(name="pick_layer", value=res.facts.open_layer, bind=alt.binding_radio(
         options=list(range(1, res.n_layer + 1)), name="layer "))
-    head = alt.param(name="pick_head", value=1, bind=alt.binding_radio(
+    head = alt.param(name="pick_head", value=res.facts.open_head, bind=alt.binding_radio(
         options=list(range(1, res.n_head + 1)), name="head "))
     view = alt.param(name="view", value=VIEWS[0], bind=alt.binding_radio(options=list(VIEWS), name="show "))
     shown = " : ".join(f"view == '{v}' ? datum['{f}']" for v, f in zip(VIEWS[:-1], VIEW_FIELDS[:-1]))
     axis = {"labelExpr": f"{tokens}[datum.value]", "labelFontSize": 11}
     n_seq = len(res.tokens)
-    title = f"Attention in the model with {model_name(res.n_layer, res.n_head)}, on a story"
+    title = f"Attention in the model with {model_name(res.n_layer, res.n_head)}, on the prompt"
     return alt.Chart(alt.Data(values=heatmap_rows(res)), title=title).transform_filter(
         "datum.layer == pick_layer && datum.head == pick_head"
     ).transform_flatten(["key", "weight", "score", "weight without mask"]).transform_calculate(
@@ -61,8 +62,10 @@ def heatmap(res: AttentionResults) -> alt.Chart:
 
 
 SCORE_COLUMNS = {  # HeadScores field -> column of the chart's data
-    "previous_token": "previous-token score", "induction": "induction score",
-    "repeated_tokens": "repeated-tokens score", "first_token": "first-token score",
+    "previous_probe": "previous-token score", "previous_token": "previous-token score, held-out text",
+    "induction": "induction score",
+    "repeated_tokens": "repeated-tokens score", "repeated_any": "repeated-tokens score, any tokens",
+    "first_token": "first-token score",
     "local": "local score", "entropy": "entropy (bits)"}
 
 
@@ -89,12 +92,12 @@ def reference_rows(res: AttentionResults) -> list[dict]:
 
 
 def head_scores(res: AttentionResults) -> alt.LayerChart:
-    """Every head of the family: weight on the previous token against the repeated-tokens probe,
-    coloured by the head's label."""
+    """Every head of the family on the repeated-tokens probe: weight on the previous token
+    against weight on the token after the first copy, coloured by the head's label."""
     x, y = "previous-token score", "repeated-tokens score"
     points = alt.Chart(alt.Data(values=head_rows(res))).mark_point(filled=True, size=70, opacity=0.85).encode(
-        x=alt.X(f"{x}:Q", title="previous-token score: mean weight on the token before"),
-        y=alt.Y(f"{y}:Q", title="repeated-tokens probe: weight on the token after the first copy"),
+        x=alt.X(f"{x}:Q", title="probe: mean weight on the token before"),
+        y=alt.Y(f"{y}:Q", title="probe: weight on the token after the first copy"),
         color=alt.Color("label:N", scale=alt.Scale(domain=list(LABELS)), legend=alt.Legend(title="label")),
         shape=alt.Shape("model layers:N", legend=alt.Legend(title="layers in the model")),
         tooltip=[alt.Tooltip("model:N"), alt.Tooltip("layer:O"), alt.Tooltip("head:O"), alt.Tooltip("label:N"),
@@ -111,6 +114,48 @@ def head_scores(res: AttentionResults) -> alt.LayerChart:
         base.mark_rule(color="#999999").encode(y=f"{y}:Q", strokeDash=dash, tooltip=tooltip),
     ).properties(width=WIDTH, height=320,
                  title="Every head of every model, probed (dashed: uniform attention; solid: label thresholds)")
+
+
+FORMATION_SCORES = {  # Formation field -> series of the scores panel
+    "top_repeated": "induction: repeated sounds probe", "top_previous": "previous-token: repeated sounds probe",
+    "top_induction": "induction score on held-out text", "top_repeated_any": "induction: repeated tokens of any kind"}
+FORMATION_BITS = {"loss": "held-out loss", "icl": "in-context learning score"}
+
+
+def formation_rows(res: AttentionResults) -> list[dict]:
+    """One row per (model, checkpoint): the strongest head's scores and the losses in bits."""
+    return [
+        {"model": model_name(f.n_layer, f.n_head), "step": int(step),
+         **{label: significant(getattr(f, field)[i], 4) for field, label in {**FORMATION_SCORES, **FORMATION_BITS}.items()}}
+        for f in res.formations for i, step in enumerate(f.steps)
+    ]
+
+
+def formation(res: AttentionResults) -> alt.VConcatChart:
+    """Along training, for one model at a time: the strongest head's induction and
+    previous-token scores, and the held-out loss and in-context-learning score."""
+    names = [model_name(f.n_layer, f.n_head) for f in res.formations]
+    pick = alt.param(name="formation_model", value=model_name(res.n_layer, res.n_head),
+                     bind=alt.binding_radio(options=names, name="model "))
+    base = alt.Chart(alt.Data(values=formation_rows(res))).transform_filter("datum.model == formation_model")
+    x = alt.X("step:Q", title="training step")
+    tooltip = [alt.Tooltip("model:N"), alt.Tooltip("step:Q", format=","), alt.Tooltip("measure:N"),
+               alt.Tooltip("value:Q", format=".4f")]
+    scores = base.transform_fold(list(FORMATION_SCORES.values()), as_=["measure", "value"]).mark_line(point=True).encode(
+        x=x, y=alt.Y("value:Q", title="strongest head's score", scale=alt.Scale(domain=[0, 1])),
+        color=alt.Color("measure:N", scale=alt.Scale(domain=list(FORMATION_SCORES.values())),
+                        legend=alt.Legend(title=None, orient="bottom", columns=2)),
+        tooltip=tooltip,
+    ).properties(width=WIDTH, height=220, title="An induction head forming: the strongest head's scores at each checkpoint")
+    rule = alt.Chart(alt.Data(values=[{"threshold": res.facts.induction_min}])).mark_rule(
+        color="#999999", strokeDash=[6, 3]).encode(y="threshold:Q", tooltip=[alt.Tooltip("threshold:Q", title="induction threshold")])
+    bits = base.transform_fold(list(FORMATION_BITS.values()), as_=["measure", "value"]).mark_line(point=True).encode(
+        x=x, y=alt.Y("value:Q", title="bits per token"),
+        color=alt.Color("measure:N", scale=alt.Scale(domain=list(FORMATION_BITS.values()), range=["#D55E00", "#56B4E9"]),
+                        legend=alt.Legend(title=None, orient="bottom")),
+        tooltip=tooltip,
+    ).properties(width=WIDTH, height=180, title="Held-out loss, and loss late in the context minus early")
+    return alt.vconcat(alt.layer(scores, rule), bits).resolve_scale(color="independent").add_params(pick)
 
 
 def cost_rows(res: AttentionResults) -> list[dict]:
@@ -134,4 +179,5 @@ def cost(res: AttentionResults) -> alt.Chart:
 
 
 def figures(res: AttentionResults) -> dict[str, alt.TopLevelMixin]:
-    return {"heatmap": heatmap(res), "head_scores": head_scores(res), "cost": cost(res)}
+    return {"heatmap": heatmap(res), "head_scores": head_scores(res), "formation": formation(res),
+            "cost": cost(res)}

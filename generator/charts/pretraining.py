@@ -39,14 +39,15 @@ def reference_rules(res: PretrainingResults, names=REFERENCES, label_x: float = 
     return alt.layer(*layers)
 
 
-def model_radios(res: PretrainingResults, start: int) -> tuple[alt.Parameter, alt.Parameter]:
-    """Radio buttons choosing a model of the family by layers and heads."""
-    m = res.models[start].config
-    layers = alt.param(name="layers", value=m.n_layer,
-                       bind=alt.binding_radio(options=list(res.n_layers), name="layers "))
-    heads = alt.param(name="heads", value=m.n_head,
-                      bind=alt.binding_radio(options=list(res.n_heads), name="heads "))
-    return layers, heads
+def name(m) -> str:
+    return model_name(m.config.n_layer, m.config.n_head)
+
+
+def model_radio(res: PretrainingResults, start: int) -> alt.Parameter:
+    """Radio buttons choosing a model of the family, smallest first."""
+    names = [name(m) for m in sorted(res.models, key=lambda m: m.n_params)]
+    return alt.param(name="model", value=name(res.models[start]),
+                     bind=alt.binding_radio(options=names, name="model "))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -58,21 +59,21 @@ def loss_curves(res: PretrainingResults) -> alt.LayerChart:
     rows = []
     for m, train in zip(res.models, res.train_loss_at_eval):
         for step, heldout, trained in zip(m.eval_steps, m.heldout_loss, train):
-            key = {"layers": m.config.n_layer, "heads": m.config.n_head, "step": int(step)}
+            key = {"model": name(m), "step": int(step)}
             rows.append({**key, "data": "held-out", LOSS: significant(heldout)})
             if not np.isnan(trained):
                 rows.append({**key, "data": "training", LOSS: significant(trained)})
-    layers, heads = model_radios(res, best_index(res.models))
-    chosen = "datum.layers == layers && datum.heads == heads"
+    pick = model_radio(res, best_index(res.models))
+    chosen = "datum.model == model"
     base = alt.Chart()
     x = alt.X("step:Q", title="training step")
     y = alt.Y(f"{LOSS}:Q", scale=alt.Scale(type="log", base=2, domain=[0.5, 8]),
               title="loss, bits per token (log scale)")
-    tooltip = [alt.Tooltip("layers:Q"), alt.Tooltip("heads:Q"), alt.Tooltip("data:N"),
+    tooltip = [alt.Tooltip("model:N"), alt.Tooltip("data:N"),
                alt.Tooltip("step:Q"), alt.Tooltip(f"{LOSS}:Q", format=".4f")]
     family = base.transform_filter("datum.data == 'held-out'").mark_line(
         color="#999999", opacity=0.35, strokeWidth=1).encode(
-        x=x, y=y, detail=alt.Detail(["layers:Q", "heads:Q"]), tooltip=tooltip)
+        x=x, y=y, detail=alt.Detail("model:N"), tooltip=tooltip)
     model = base.transform_filter(chosen).mark_line(point=alt.OverlayMarkDef(size=18)).encode(
         x=x, y=y,
         color=alt.Color("data:N", scale=alt.Scale(domain=["held-out", "training"],
@@ -83,15 +84,15 @@ def loss_curves(res: PretrainingResults) -> alt.LayerChart:
         tooltip=tooltip,
     )
     curves = alt.layer(family, model, data=alt.Data(values=rows))
-    return alt.layer(curves, reference_rules(res)).add_params(layers, heads).properties(
+    return alt.layer(curves, reference_rules(res)).add_params(pick).properties(
         width=WIDTH, height=300,
         title="Loss during training: the chosen model in colour, the rest of the family in grey")
 
 
 def scaling(res: PretrainingResults) -> alt.LayerChart:
-    """Final held-out loss against parameter count, one line per head count."""
-    rows = [{"parameters": m.n_params, "layers": m.config.n_layer, "heads": m.config.n_head,
-             LOSS: significant(m.heldout_loss[-1])} for m in res.models]
+    """Final held-out loss against parameter count, the models joined smallest to largest."""
+    rows = [{"model": name(m), "parameters": m.n_params, "layers": m.config.n_layer, "heads": m.config.n_head,
+             LOSS: significant(m.heldout_loss[-1])} for m in sorted(res.models, key=lambda m: m.n_params)]
     sizes = sorted({r["parameters"] for r in rows})
     base = alt.Chart()
     encoding = dict(
@@ -99,19 +100,54 @@ def scaling(res: PretrainingResults) -> alt.LayerChart:
                 axis=alt.Axis(values=sizes, format=","), title="parameters (log scale)"),
         y=alt.Y(f"{LOSS}:Q", scale=alt.Scale(zero=False, padding=12),
                 title="final held-out loss, bits per token"),
-        color=alt.Color("heads:N", sort=list(res.n_heads),
-                        scale=alt.Scale(range=OKABE_ITO[: len(res.n_heads)]),
+        color=alt.Color("heads:N", sort=sorted(set(res.n_heads)),
+                        scale=alt.Scale(range=OKABE_ITO[: len(set(res.n_heads))]),
                         legend=alt.Legend(title="heads")),
     )
-    tooltip = [alt.Tooltip("layers:Q"), alt.Tooltip("heads:Q"), alt.Tooltip("parameters:Q", format=","),
+    tooltip = [alt.Tooltip("model:N"), alt.Tooltip("layers:Q"), alt.Tooltip("heads:Q"), alt.Tooltip("parameters:Q", format=","),
                alt.Tooltip(f"{LOSS}:Q", format=".4f")]
-    lines = base.mark_line(opacity=0.6).encode(**encoding)
+    lines = base.mark_line(opacity=0.6, color="#999999").encode(
+        **{k: v for k, v in encoding.items() if k != "color"}, order="parameters:Q")
     points = base.mark_point(filled=True, size=80, opacity=1).encode(
-        **encoding, shape=alt.Shape("layers:N", sort=list(res.n_layers), legend=alt.Legend(title="layers")),
+        **encoding, shape=alt.Shape("layers:N", sort=sorted(set(res.n_layers)), legend=alt.Legend(title="layers")),
         tooltip=tooltip)
     models = alt.layer(lines, points, data=alt.Data(values=rows))
     return alt.layer(models, reference_rules(res, ("bigram", "entropy floor"), label_x=0)).properties(
         width=WIDTH, height=280, title=f"After {res.models[0].config.steps} steps: loss against model size")
+
+
+def compute_rows(res: PretrainingResults) -> list[dict]:
+    """Every model's held-out loss at every evaluation after step 0, with the FLOPs spent by then."""
+    return [{"model": model_name(m.config.n_layer, m.config.n_head), "parameters": m.n_params,
+             "step": int(step), "FLOPs": significant(f), LOSS: significant(loss)}
+            for m, flops in zip(res.models, res.frontier.flops)
+            for step, f, loss in zip(m.eval_steps[1:], flops[1:], m.heldout_loss[1:])]
+
+
+def frontier_rows(res: PretrainingResults) -> list[dict]:
+    f = res.frontier
+    return [{"FLOPs": significant(c), LOSS: significant(loss),
+             "leader": model_name(res.models[i].config.n_layer, res.models[i].config.n_head)}
+            for c, loss, i in zip(f.grid, f.loss, f.leader)]
+
+
+def compute(res: PretrainingResults) -> alt.LayerChart:
+    """Held-out loss against training compute for every model, log-log, and the frontier."""
+    order = [model_name(m.config.n_layer, m.config.n_head) for m in sorted(res.models, key=lambda m: m.n_params)]
+    x = alt.X("FLOPs:Q", scale=alt.Scale(type="log"), axis=alt.Axis(format="~s"),
+              title="training compute, FLOPs = 6 × parameters × tokens (log scale)")
+    y = alt.Y(f"{LOSS}:Q", scale=alt.Scale(type="log", zero=False), title="held-out loss, bits per token (log scale)")
+    lines = alt.Chart(alt.Data(values=compute_rows(res))).mark_line(strokeWidth=1.5, opacity=0.9).encode(
+        x=x, y=y, color=alt.Color("model:N", sort=order, scale=alt.Scale(range=OKABE_ITO[:len(order)]),
+                                  legend=alt.Legend(title="model (by size)", orient="right")),
+        tooltip=[alt.Tooltip("model:N"), alt.Tooltip("parameters:Q", format=","), alt.Tooltip("step:Q", format=","),
+                 alt.Tooltip("FLOPs:Q", format=".3s"), alt.Tooltip(f"{LOSS}:Q", format=".4f")])
+    front = alt.Chart(alt.Data(values=frontier_rows(res))).mark_line(
+        color="#777777", strokeDash=[2, 3], strokeWidth=4, opacity=0.7).encode(
+        x=x, y=y, tooltip=[alt.Tooltip("FLOPs:Q", format=".3s"), alt.Tooltip(f"{LOSS}:Q", format=".4f"),
+                           alt.Tooltip("leader:N", title="lowest loss at this compute")])
+    return alt.layer(front, lines).properties(
+        width=WIDTH, height=300, title="Loss against compute; dotted grey: the compute-efficient frontier")
 
 
 def samples(res: PretrainingResults) -> alt.LayerChart:
@@ -154,4 +190,5 @@ def samples(res: PretrainingResults) -> alt.LayerChart:
 
 def figures(res: PretrainingResults) -> dict[str, alt.TopLevelMixin]:
     """Every chart of the chapter, by the name the prose uses to place it."""
-    return {"loss_curves": loss_curves(res), "scaling": scaling(res), "samples": samples(res)}
+    return {"loss_curves": loss_curves(res), "scaling": scaling(res), "compute": compute(res),
+            "samples": samples(res)}

@@ -321,6 +321,18 @@ def _commas(x: int) -> str:
     return f"{x:,}"
 
 
+SUPERSCRIPTS = str.maketrans("-0123456789", "\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079")
+
+
+SUPERSCRIPTS = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def _sci(x: float, digits: int = 2) -> str:
+    """A large number as mantissa × 10 to a superscript power. Example: 123456789 -> '1.2 × 10⁸'"""
+    mantissa, exponent = f"{x:.{digits - 1}e}".split("e")
+    return f"{mantissa} × 10" + str(int(exponent)).translate(SUPERSCRIPTS)
+
+
 def _visible(tokens: str | Sequence[str]) -> str:
     """A token, or tokens joined by spaces, with spaces and newlines drawn as glyphs."""
     if isinstance(tokens, str):
@@ -334,5 +346,5 @@ def _merge(pieces: Sequence[str]) -> str:
     return f"{visible_token(left)} + {visible_token(right)} \u2192 {visible_token(merged)}"
 
 
-FILTERS = {"pct": _pct, "num": _num, "fixed": _fixed, "commas": _commas, "visible": _visible,
-           "merge": _merge}
+FILTERS = {"pct": _pct, "num": _num, "fixed": _fixed, "commas": _commas, "sci": _sci,
+           "visible": _visible, "merge": _merge}

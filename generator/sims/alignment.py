@@ -176,10 +176,12 @@ def simulate(config: WithFamily, memo: Memo = uncached) -> AlignmentResults:
 
 
 def fitting_stories(c: Corpus, n_ctx) -> list[list[int]]:
-    """Each story as ids [END, ..., END], kept if the story, its recap and END fit n_ctx + 1 tokens."""
+    """Each story as ids [END, ..., END], kept if the story, its recap and END fit n_ctx + 1
+    tokens (songs are left out: they have nobody to recap)."""
     bounds = list(c.starts) + [len(c.ids) - 1]
-    stories = [list(c.ids[a:b + 1]) for a, b in zip(bounds[:-1], bounds[1:])]
-    return [s for s in stories if len(s) + RECAP_LENGTH + 1 <= n_ctx + 1]
+    pieces = [list(c.ids[a:b + 1]) for a, b in zip(bounds[:-1], bounds[1:])]
+    song = c.vocab.index("song")
+    return [s for s in pieces if s[1] != song and len(s) + RECAP_LENGTH + 1 <= n_ctx + 1]
 
 
 def recap(story: list[int], vocab) -> list[int]:

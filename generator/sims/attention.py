@@ -28,12 +28,12 @@ from generator.sims.attention_cost import attention_flops
 from generator.sims.family import Memo, WithFamily, load_models, model_configs, model_name, prompt_tokens, uncached
 from generator.sims.gpt import gpt, softmax
 from generator.sims.stories import END, World, corpus
-from generator.sims.train import TrainedModel, fitting_starts, windows
+from generator.sims.train import TrainedModel, fitting_starts, probe_tokens, windows
 
 # A real model to compare cost with: GPT-2 small's attention, 12 heads of 64 dimensions.
 REFERENCE_NAME, REFERENCE_N_HEAD, REFERENCE_D_HEAD = "GPT-2 small", 12, 64
 PROBE_STREAM = 6  # the repeated-tokens probe's random stream: rng([family seed, PROBE_STREAM])
-SCORES = ("previous_token", "induction", "repeated_tokens", "first_token", "local", "entropy")
+SCORES = ("previous_token", "previous_probe", "induction", "repeated_tokens", "repeated_any", "first_token", "local", "entropy")
 
 
 @dataclass(frozen=True)
@@ -45,8 +45,10 @@ class HeadScores:
     layer: np.ndarray  # [n_heads_total] int  from 1
     head: np.ndarray  # [n_heads_total] int  from 1
     previous_token: np.ndarray  # [n_heads_total]  mean weight on the key just before the query
+    previous_probe: np.ndarray  # [n_heads_total]  the same on the repeated-tokens probe
     induction: np.ndarray  # [n_heads_total]  mean weight on the keys after earlier occurrences
-    repeated_tokens: np.ndarray  # [n_heads_total]  repeated random tokens: weight on the token after the first copy
+    repeated_tokens: np.ndarray  # [n_heads_total]  repeated random sounds: weight on the token after the first copy
+    repeated_any: np.ndarray  # [n_heads_total]  the same probe with tokens from the whole vocabulary
     first_token: np.ndarray  # [n_heads_total]  mean weight on key 0 (END)
     local: np.ndarray  # [n_heads_total]  mean weight on the query and the keys just before it
     entropy: np.ndarray  # [n_heads_total]  bits
@@ -55,6 +57,32 @@ class HeadScores:
     n_windows: int
     n_induction_queries: int  # query positions whose token occurred before (with a key after it)
     probe_half: int  # random tokens in each copy of the probe
+
+
+@dataclass(frozen=True)
+class Formation:
+    """One model's heads along its training, from the probes taken at each checkpoint."""
+
+    n_layer: int
+    n_head: int
+    steps: np.ndarray  # [n_ckpt] int
+    top_repeated: np.ndarray  # [n_ckpt]  strongest repeated-tokens score (sounds) over the heads
+    top_repeated_any: np.ndarray  # [n_ckpt]  strongest on tokens from the whole vocabulary
+    top_previous: np.ndarray  # [n_ckpt]  strongest previous-token score on the probe
+    top_induction: np.ndarray  # [n_ckpt]  strongest induction (prefix-matching) score on held-out text
+    loss: np.ndarray  # [n_ckpt]  held-out bits per token
+    icl: np.ndarray  # [n_ckpt]  in-context-learning score, bits
+
+
+def formation(m: TrainedModel) -> Formation:
+    heads = m.checkpoint_heads
+    return Formation(
+        n_layer=m.config.n_layer, n_head=m.config.n_head, steps=np.array(m.config.checkpoints),
+        top_repeated=np.array([h.repeated_tokens.max() for h in heads]),
+        top_repeated_any=np.array([h.repeated_any.max() for h in heads]),
+        top_previous=np.array([h.previous_probe.max() for h in heads]),
+        top_induction=np.array([h.induction.max() for h in heads]),
+        loss=m.checkpoint_loss, icl=m.checkpoint_icl)
 
 
 @dataclass(frozen=True)
@@ -81,6 +109,7 @@ class AttentionResults:
     unmasked: np.ndarray  # [n_layer, n_head, n_seq, n_seq]  softmax(scores)
     future_share: np.ndarray  # [n_layer, n_head]  unmasked weight on later keys, mean over queries
     heads: HeadScores
+    formations: tuple[Formation, ...]  # every model of the family, smallest first
     cost: Cost
     facts: AttentionFacts
 
@@ -97,9 +126,10 @@ def simulate(config: WithFamily, memo: Memo = uncached) -> AttentionResults:
     scores = np.stack([b.scores[0] for b in trace.blocks]).astype(np.float64)  # [n_layer, n_head, n_seq, n_seq]
     weights = np.stack([b.weights[0] for b in trace.blocks]).astype(np.float64)
     unmasked = softmax(scores)
-    d_head = family.n_embd // grid.n_head
+    d_head = family.head_width
     lengths = np.asarray(grid.seq_lengths, dtype=np.int64)
     heads = score_heads(models, scored_windows(grid.scored_stories, family), family.seed)
+    formations = tuple(formation(m) for m in sorted(models, key=lambda m: m.n_params))
     cost = Cost(
         seq_lengths=lengths,
         flops_model=grid.n_head * attention_flops(lengths, d_head),
@@ -112,7 +142,7 @@ def simulate(config: WithFamily, memo: Memo = uncached) -> AttentionResults:
         tokens=tokens,
         n_layer=grid.n_layer,
         n_head=grid.n_head,
-        n_embd=family.n_embd,
+        n_embd=family.n_embd(grid.n_head),
         d_head=d_head,
         heldout_loss=float(chosen.heldout_loss[-1]),
         scores=scores,
@@ -120,8 +150,10 @@ def simulate(config: WithFamily, memo: Memo = uncached) -> AttentionResults:
         unmasked=unmasked,
         future_share=future_share(unmasked),
         heads=heads,
+        formations=formations,
         cost=cost,
-        facts=facts(tokens, weights, unmasked, heads, cost, grid, family, float(chosen.heldout_loss[-1])),
+        facts=facts(tokens, weights, unmasked, heads, formations, cost, grid, family,
+                    float(chosen.heldout_loss[-1])),
     )
 
 
@@ -143,19 +175,12 @@ def scored_windows(n_stories: int, family):  # int, PretrainingGrid -> [n_window
     return windows(stories.ids, starts, family.n_ctx)[0]
 
 
-def probe_half(n_ctx: int, n_vocab: int) -> int:
-    """Random tokens in each copy of the probe: the longest that fits the context after END
-    and draws distinct tokens other than END."""
-    return min((n_ctx - 1) // 2, n_vocab - 1)
-
-
 def score_heads(models: list[TrainedModel], ids, seed: int) -> HeadScores:  # [n_windows, n_ctx] int
     """Every head of every model probed on the story windows ids and on repeated random tokens
     (the same probe for every model: each draws it from rng([seed, PROBE_STREAM]))."""
-    n_vocab = len(models[0].vocab)
-    half = probe_half(ids.shape[1], n_vocab)
+    pool, half = probe_tokens(models[0].vocab, ids.shape[1])
     per_model = [probes.score_heads(m.params, m.config.n_head, ids, half,
-                                    np.random.default_rng([seed, PROBE_STREAM]), m.vocab.index(END))
+                                    np.random.default_rng([seed, PROBE_STREAM]), m.vocab.index(END), pool)
                  for m in models]
     joined = {name: np.concatenate([getattr(s, name) for s in per_model]) for name in ("layer", "head") + SCORES}
     return HeadScores(
@@ -207,8 +232,37 @@ class AttentionFacts:
     top_previous_model: str
     top_previous_layer: int
     top_previous_head: int
+    top_previous_probe: float  # the strongest previous-token score on the probe
+    uniform_previous_probe: float
+    top_previous_probe_model: str
+    top_previous_probe_layer: int
+    top_previous_probe_head: int
     one_layer_top_induction: float
     deeper_top_induction: float
+    one_layer_top_repeated: float  # the strongest repeated-tokens score of a 1-layer model's head
+    deeper_top_repeated: float
+    top_repeated_any: float  # the strongest repeated-tokens head's score on tokens of the whole vocabulary
+    uniform_repeated_any: float
+    n_sounds: int  # the probe's pool
+    open_layer: int  # the heatmap opens on the shown model's strongest repeated-tokens head
+    open_head: int
+    open_repeated: float
+    open_previous_layer: int  # and its strongest previous-token head
+    open_previous_head: int
+    open_previous: float
+    formed: bool  # the shown model's strongest repeated-tokens score reached INDUCTION_MIN in training
+    formed_step: int  # the first checkpoint at which it did (0 if never)
+    rise_from: int  # the checkpoints between which that score rose most
+    rise_to: int
+    rise_score_from: float
+    rise_score_to: float
+    rise_loss_from: float  # held-out bits per token at those checkpoints
+    rise_loss_to: float
+    rise_icl_from: float
+    rise_icl_to: float
+    n_checkpoints: int
+    one_layer_formation_top: float  # the most the 1-layer model's strongest repeated-tokens score reached
+    formation_models: str  # the models in the formation chart
     probe_half: int  # random tokens in each copy of the repeated-tokens probe
     probe_length: int  # END and both copies
     uniform_repeated: float
@@ -249,10 +303,19 @@ class AttentionFacts:
     flops_ratio: float
 
 
-def facts(tokens, weights, unmasked, h: HeadScores, c: Cost, grid, family, heldout_loss: float) -> AttentionFacts:
+def facts(tokens, weights, unmasked, h: HeadScores, formations, c: Cost, grid, family,
+          heldout_loss: float) -> AttentionFacts:
     """The numbers the chapter's prose quotes."""
+    shown = (h.model_layers == grid.n_layer) & (h.model_heads == grid.n_head)
+    open_i = int(np.flatnonzero(shown)[np.argmax(h.repeated_tokens[shown])])
+    prev_i = int(np.flatnonzero(shown)[np.argmax(h.previous_probe[shown])])
+    f = next(x for x in formations if (x.n_layer, x.n_head) == (grid.n_layer, grid.n_head))
+    reached = np.flatnonzero(f.top_repeated >= probes.INDUCTION_MIN)
+    rise = int(np.argmax(np.diff(f.top_repeated)))
+    one_layer = [x for x in formations if x.n_layer == 1]
     top_induction = int(np.argmax(h.induction))
     top_previous = int(np.argmax(h.previous_token))
+    top_probe_prev = int(np.argmax(h.previous_probe))
     top_repeated = int(np.argmax(h.repeated_tokens))
     count = {label: h.labels.count(label) for label in probes.LABELS}
     lengths = [int(n) for n in c.seq_lengths]
@@ -269,8 +332,8 @@ def facts(tokens, weights, unmasked, h: HeadScores, c: Cost, grid, family, heldo
         strongest_key=int(key), strongest_key_token=tokens[key],
         strongest_next_token=tokens[query + 1] if query + 1 < n_seq else "",
         n_seq=n_seq, model=model_name(grid.n_layer, grid.n_head),
-        n_layer=grid.n_layer, n_head=grid.n_head, n_embd=family.n_embd,
-        d_head=family.n_embd // grid.n_head, heldout_loss=heldout_loss,
+        n_layer=grid.n_layer, n_head=grid.n_head, n_embd=family.n_embd(grid.n_head),
+        d_head=family.head_width, heldout_loss=heldout_loss,
         future_share_mean=float(shares.mean()), future_share_max=float(shares.max()),
         masked_weight_total=float(np.triu(weights.sum(axis=(0, 1)), k=1).sum()),
         n_heads_scored=len(h.layer), n_windows=h.n_windows,
@@ -284,9 +347,29 @@ def facts(tokens, weights, unmasked, h: HeadScores, c: Cost, grid, family, heldo
         top_previous_ratio=float(h.previous_token[top_previous] / h.uniform["previous_token"]),
         top_previous_model=model_name(int(h.model_layers[top_previous]), int(h.model_heads[top_previous])),
         top_previous_layer=int(h.layer[top_previous]), top_previous_head=int(h.head[top_previous]),
+        top_previous_probe=float(h.previous_probe[top_probe_prev]), uniform_previous_probe=h.uniform["previous_probe"],
+        top_previous_probe_model=model_name(int(h.model_layers[top_probe_prev]), int(h.model_heads[top_probe_prev])),
+        top_previous_probe_layer=int(h.layer[top_probe_prev]), top_previous_probe_head=int(h.head[top_probe_prev]),
         one_layer_top_induction=float(h.induction[h.model_layers == 1].max()),
         deeper_top_induction=(float(h.induction[h.model_layers > 1].max())
                               if (h.model_layers > 1).any() else 0.0),
+        one_layer_top_repeated=float(h.repeated_tokens[h.model_layers == 1].max()),
+        deeper_top_repeated=(float(h.repeated_tokens[h.model_layers > 1].max())
+                             if (h.model_layers > 1).any() else 0.0),
+        top_repeated_any=float(h.repeated_any[top_repeated]), uniform_repeated_any=h.uniform["repeated_any"],
+        n_sounds=len(World().sounds),
+        open_layer=int(h.layer[open_i]), open_head=int(h.head[open_i]),
+        open_repeated=float(h.repeated_tokens[open_i]),
+        open_previous_layer=int(h.layer[prev_i]), open_previous_head=int(h.head[prev_i]),
+        open_previous=float(h.previous_probe[prev_i]),
+        formed=len(reached) > 0, formed_step=int(f.steps[reached[0]]) if len(reached) else 0,
+        rise_from=int(f.steps[rise]), rise_to=int(f.steps[rise + 1]),
+        rise_score_from=float(f.top_repeated[rise]), rise_score_to=float(f.top_repeated[rise + 1]),
+        rise_loss_from=float(f.loss[rise]), rise_loss_to=float(f.loss[rise + 1]),
+        rise_icl_from=float(f.icl[rise]), rise_icl_to=float(f.icl[rise + 1]),
+        n_checkpoints=len(f.steps),
+        one_layer_formation_top=float(one_layer[0].top_repeated.max()) if one_layer else 0.0,
+        formation_models=", ".join(model_name(x.n_layer, x.n_head) for x in formations),
         probe_half=h.probe_half, probe_length=1 + 2 * h.probe_half,
         uniform_repeated=h.uniform["repeated_tokens"], uniform_first=h.uniform["first_token"],
         uniform_local=h.uniform["local"],

@@ -32,18 +32,18 @@ class WithFamily:
     family: Any  # generator.grids.PretrainingGrid
 
 
-def model_configs(family) -> list[TrainConfig]:  # PretrainingGrid -> [n_layers * n_heads]
-    """The family: one TrainConfig per (layers, heads), layers major."""
+def model_configs(family) -> list[TrainConfig]:  # PretrainingGrid -> [n_models]
+    """The family: one TrainConfig per (layers, heads), in the grid's order."""
     data = DataConfig(n_ctx=family.n_ctx, train_stories=family.train_stories,
                       heldout_stories=family.heldout_stories, seed=family.seed)
     return [
-        TrainConfig(data=data, n_layer=n_layer, n_head=n_head, n_embd=family.n_embd,
+        TrainConfig(data=data, n_layer=n_layer, n_head=n_head, n_embd=family.n_embd(n_head),
                     batch_size=family.batch_size, steps=family.steps,
                     learning_rate=family.learning_rate, warmup_steps=family.warmup_steps,
                     weight_decay=family.weight_decay, grad_clip=family.grad_clip,
                     eval_every=family.eval_every, checkpoints=family.checkpoints,
                     n_samples=family.n_samples, seed=family.seed)
-        for n_layer in family.n_layers for n_head in family.n_heads
+        for n_layer, n_head in family.members
     ]
 
 
@@ -53,7 +53,7 @@ def member_config(family, n_layer: int, n_head: int) -> TrainConfig:
 
 
 def load_models(family, memo: Memo) -> list[TrainedModel]:
-    """Every model of the family, trained or read from the cache through memo, layers major."""
+    """Every model of the family, trained or read from the cache through memo, in the grid's order."""
     return [memo(train_model, cfg) for cfg in model_configs(family)]
 
 

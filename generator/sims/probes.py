@@ -8,18 +8,25 @@ Simulated, for every head from its attention weights (softmax under the causal m
 - the repeated-random-tokens probe (Olsson et al. 2022): END, then n_half random distinct
   tokens, then the same tokens again; from each query in the second copy, the weight on the
   token after that token's first occurrence (key = query - n_half + 1). No grammar helps here:
-  only copying predicts the second copy;
+  only copying predicts the second copy. It is taken twice: with tokens from a pool (the
+  tokens the model's training text repeats at random, the songs' sounds) and from the whole
+  vocabulary, as Olsson et al. draw them (a tiny model may copy only what it learnt to copy);
 - first-token score: mean weight on key 0 (the END every window starts with), queries 1..;
 - local score: mean weight on the query itself and the LOCAL_WINDOW - 1 keys before it
   (queries LOCAL_WINDOW.., which can see further back);
 - entropy of each query's weights, in bits, averaged.
-Each head is then labelled by the first rule it meets, in this order (thresholds below):
-induction (repeated-tokens score >= INDUCTION_MIN), previous-token (>= PREVIOUS_MIN),
+The previous-token score is taken on random tokens too: on the probe's first copy, before
+anything repeats (head detectors measure it on random tokens): a previous-token head looks at
+the token before whatever the tokens are, and may do other work in the stories, or once a
+copy has begun. Each head is then labelled by the first rule it meets,
+in this order (thresholds below): induction (repeated-tokens score >= INDUCTION_MIN),
+previous-token (previous-token score on the probe >= PREVIOUS_MIN),
 first-token (>= FIRST_MIN), local (>= LOCAL_MIN), otherwise diffuse.
 
 The in-context-learning score (Olsson et al. 2022: loss late in the context minus loss early)
 is the mean loss of the targets at positions >= ICL_LATE minus the mean at positions
-<= ICL_EARLY (0-based positions of the window; negative: later tokens are predicted better
+<= ICL_EARLY (0-based positions of a 64-token window, scaled to other lengths; Olsson et al.
+take token 500 minus token 50 of 512; negative: later tokens are predicted better
 because the context tells more). Not simulated: ablations, path patching, or any causal test
 of what a head does; these are correlational scores of its attention.
 """
@@ -49,8 +56,10 @@ class HeadScores:
     layer: np.ndarray  # [n_layer * n_head] int  from 1
     head: np.ndarray  # [n_layer * n_head] int  from 1
     previous_token: np.ndarray  # [n_layer * n_head]  on held-out stories
+    previous_probe: np.ndarray  # [n_layer * n_head]  on the probe's first copy: random tokens from the pool
     induction: np.ndarray  # [n_layer * n_head]  prefix matching on held-out stories
-    repeated_tokens: np.ndarray  # [n_layer * n_head]  on repeated random tokens
+    repeated_tokens: np.ndarray  # [n_layer * n_head]  on repeated random tokens from the pool
+    repeated_any: np.ndarray  # [n_layer * n_head]  on repeated random tokens from the whole vocabulary
     first_token: np.ndarray  # [n_layer * n_head]  on held-out stories
     local: np.ndarray  # [n_layer * n_head]  on held-out stories
     entropy: np.ndarray  # [n_layer * n_head]  bits, on held-out stories
@@ -80,9 +89,9 @@ def induction_targets(ids):  # [n_batch, n_seq] int -> [n_batch, n_seq, n_seq] b
     return out
 
 
-def repeated_tokens(n_vocab, n_half, n_batch, end_id, rng):  # -> [n_batch, 1 + 2 n_half] int
-    """END, n_half distinct random tokens (never END), and the same tokens again."""
-    others = np.array([i for i in range(n_vocab) if i != end_id])
+def repeated_tokens(n_vocab, n_half, n_batch, end_id, rng, pool=None):  # -> [n_batch, 1 + 2 n_half] int
+    """END, n_half distinct random tokens (never END; from pool if given), and the same again."""
+    others = np.array([i for i in (range(n_vocab) if pool is None else pool) if i != end_id])
     first = np.stack([rng.choice(others, n_half, replace=False) for _ in range(n_batch)])  # [n_batch, n_half]
     return np.concatenate([np.full((n_batch, 1), end_id), first, first], axis=1)
 
@@ -171,18 +180,24 @@ def attention_weights(params, n_head, ids):  # [n_batch, n_seq] int -> [n_layer,
     return np.stack([b.weights for b in gpt(ids, params, n_head).blocks]).astype(np.float64)
 
 
-def score_heads(params, n_head, stories, probe_half, rng, end_id) -> HeadScores:
+def score_heads(params, n_head, stories, probe_half, rng, end_id, pool=None) -> HeadScores:
     """Every head scored on held-out story windows [n_windows, n_seq] and on repeated random
-    tokens (n_half = probe_half, as many sequences as story windows, drawn with rng)."""
+    tokens (n_half = probe_half, as many sequences as story windows, drawn with rng): once from
+    pool (the tokens a model copies in its training text) and once from the whole vocabulary."""
     n_vocab = params["wte"].shape[0]
-    probe = repeated_tokens(n_vocab, probe_half, len(stories), end_id, rng)
+    probe = repeated_tokens(n_vocab, probe_half, len(stories), end_id, rng, pool)
+    probe_any = repeated_tokens(n_vocab, probe_half, len(stories), end_id, rng)
     on_stories = attention_weights(params, n_head, stories)  # [n_layer, n_batch, n_head, n_seq, n_seq]
     on_probe = attention_weights(params, n_head, probe)
+    on_probe_any = attention_weights(params, n_head, probe_any)
+    first = 1 + probe_half  # END and the first copy: random tokens, nothing repeated yet
     n_layer = len(on_stories)
     scores = {
         "previous_token": [previous_token_score(w) for w in on_stories],
+        "previous_probe": [previous_token_score(w[..., :first, :first]) for w in on_probe],
         "induction": [induction_score(w, stories) for w in on_stories],
         "repeated_tokens": [repeated_tokens_score(w, probe_half) for w in on_probe],
+        "repeated_any": [repeated_tokens_score(w, probe_half) for w in on_probe_any],
         "first_token": [first_token_score(w) for w in on_stories],
         "local": [local_score(w) for w in on_stories],
         "entropy": [attention_entropy(w) for w in on_stories],
@@ -192,8 +207,10 @@ def score_heads(params, n_head, stories, probe_half, rng, end_id) -> HeadScores:
     uniform_p = np.broadcast_to(uniform_weights(probe.shape[1]), (len(probe), 1) + (probe.shape[1],) * 2)
     uniform = {
         "previous_token": float(previous_token_score(uniform_s)[0]),
+        "previous_probe": float(previous_token_score(uniform_p[..., :first, :first])[0]),
         "induction": float(induction_score(uniform_s, stories)[0]),
         "repeated_tokens": float(repeated_tokens_score(uniform_p, probe_half)[0]),
+        "repeated_any": float(repeated_tokens_score(uniform_p, probe_half)[0]),
         "first_token": float(first_token_score(uniform_s)[0]),
         "local": float(local_score(uniform_s)[0]),
         "entropy": float(attention_entropy(uniform_s)[0]),
@@ -201,7 +218,7 @@ def score_heads(params, n_head, stories, probe_half, rng, end_id) -> HeadScores:
     return HeadScores(
         layer=np.repeat(np.arange(1, n_layer + 1), n_head), head=np.tile(np.arange(1, n_head + 1), n_layer),
         labels=tuple(label(p, r, f, lo) for p, r, f, lo in zip(
-            flat["previous_token"], flat["repeated_tokens"], flat["first_token"], flat["local"])),
+            flat["previous_probe"], flat["repeated_tokens"], flat["first_token"], flat["local"])),
         uniform=uniform, **flat,
     )
 
@@ -214,9 +231,13 @@ def loss_by_position(params, n_head, x, y, batch=64):  # [n_windows, n_seq] int 
     return total / len(x) * BITS
 
 
-def in_context_learning_score(losses, early=ICL_EARLY, late=ICL_LATE) -> float:  # [n_seq] -> bits
-    """Mean loss at positions >= late minus mean loss at positions <= early.
+def in_context_learning_score(losses, early=None, late=None) -> float:  # [n_seq] -> bits
+    """Mean loss at positions >= late minus mean loss at positions <= early (by default
+    ICL_EARLY and ICL_LATE scaled from 64 positions to len(losses)).
 
     Example: losses [3, 3, 1, 1] with early=1, late=2 -> 1 - 3 = -2.
     """
+    n_seq = len(losses)
+    early = ICL_EARLY * n_seq // 64 if early is None else early
+    late = ICL_LATE * n_seq // 64 if late is None else late
     return float(losses[late:].mean() - losses[:early + 1].mean())

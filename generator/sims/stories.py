@@ -48,13 +48,24 @@ class World:
     feelings: tuple[str, ...] = ("happy", "sad", "tired", "proud")
     p_another_event: float = 0.6  # after each event, another one comes with this probability
     max_events: int = 4
+    # Songs: random sounds, sung again and again from a random sound on. Only the song's first
+    # singing tells what comes back, so copying from the context (an induction head: find the
+    # sound just sung earlier, predict the one after it) is the one way to predict the rest.
+    sounds: tuple[str, ...] = (
+        "ba", "bi", "bo", "bu", "da", "de", "di", "du", "ga", "ge", "gi", "gu", "ka", "ke", "ki", "ko",
+        "ku", "la", "le", "li", "lo", "lu", "mi", "mo", "na", "ne", "ni", "pe", "pi", "po", "pu", "ra",
+    )
+    p_song: float = 0.5  # share of the stream's pieces that are songs rather than stories
+    song_lengths: tuple[int, int] = (6, 16)  # sounds in a song: uniform over this range
+    p_sing_again: float = 0.6  # after the second singing, another one comes with this probability
+    max_singings: int = 4
 
 
 # Every word the templates below say themselves (the World's lists add the rest).
 TEMPLATE_WORDS = (
-    END, ",", ".", "a", "an", "and", "at", "boy", "day", "end", "felt", "gave", "girl", "had",
+    END, ",", ".", ":", "a", "again", "an", "and", "at", "boy", "day", "end", "felt", "gave", "girl", "had",
     "he", "her", "his", "home", "it", "lived", "met", "named", "near", "of", "once", "one", "rain",
-    "ran", "she", "so", "started", "the", "then", "there", "they", "time", "to", "took", "upon",
+    "ran", "she", "so", "song", "started", "the", "then", "there", "they", "time", "to", "took", "upon",
     "was", "went", "were", "who",
 )
 
@@ -62,7 +73,7 @@ TEMPLATE_WORDS = (
 def vocabulary(world: World) -> tuple[str, ...]:
     """Every token the grammar can emit, sorted (END first)."""
     words = set(TEMPLATE_WORDS) | set(world.boys) | set(world.girls) | set(world.traits)
-    words |= set(world.places) | set(world.colours) | set(world.feelings)
+    words |= set(world.places) | set(world.colours) | set(world.feelings) | set(world.sounds)
     words |= {w for pair in world.things for w in pair}
     return tuple(sorted(words))
 
@@ -205,10 +216,17 @@ def article_phrases(words: Sequence[str]) -> list[tuple[str, str]]:
     return [("an" if w[0] in "aeiou" else "a", w) for w in words]
 
 
-def introduce_hero(t: Teller, w: World) -> Child:
+def opening(t: Teller, w: World) -> int:
+    """The first word of a piece: 'song' (index len(names) + 1), 'once' (0), or a hero's name."""
+    names = w.girls + w.boys
+    story = [len(names)] + [1] * len(names)  # 'once' half the stories, each name the same share
+    weights = [(1 - w.p_song) * x / sum(story) for x in story] + [w.p_song]
+    return t.choose([("once",)] + [(n,) for n in names] + [("song",)], weights)
+
+
+def introduce_hero(t: Teller, w: World, opening: int) -> Child:
     """'once upon a time , there was a brave girl named Mia .' or 'Mia was a kind girl who ...'"""
     names = w.girls + w.boys
-    opening = t.choose([("once",)] + [(n,) for n in names], [len(names)] + [1] * len(names))
     if opening == 0:
         t.say("upon", "a", "time", ",", "there", "was")
         t.choose(article_phrases(w.traits))
@@ -287,9 +305,46 @@ def event(t: Teller, w: World, cast: Cast) -> bool:
     return True
 
 
+def sing(t: Teller, w: World) -> None:
+    """'song : ba ki lo mu ra . again : lo mu ra ba ki . again : mu ra ba ki lo .' then END.
+
+    A song is distinct sounds, its length uniform over w.song_lengths: after the shortest
+    length, each next token ends the song ('.') with the hazard of that uniform draw, else is
+    one of the sounds not yet sung. Each singing again starts at a sound drawn uniformly from
+    the song and goes round it once; from its second sound on, every token is decided by the
+    first singing (probability 1), but only for a reader that finds the sound it has just seen
+    there and copies the one after it: the song gives no position to count from.
+    """
+    t.say(":")
+    shortest, longest = w.song_lengths
+    song: list[str] = []
+    while True:
+        left = [s for s in w.sounds if s not in song]
+        if len(song) >= shortest:
+            p_end = 1 / (longest - len(song) + 1)  # of the lengths still possible, this one
+            chosen = t.choose([(".",)] + [(s,) for s in left], [p_end] + [(1 - p_end) / max(1, len(left))] * len(left))
+            if chosen == 0:
+                break
+            song.append(left[chosen - 1])
+        else:
+            song.append(t.choose_word(left))
+    for singing in range(2, w.max_singings + 1):
+        p_again = 1.0 if singing == 2 else w.p_sing_again
+        if t.choose([("again",), (END,)], [p_again, 1 - p_again]) == 1:
+            return
+        t.say(":")
+        first = t.choose([(s,) for s in song])
+        t.say(*song[first + 1:], *song[:first], ".")
+    t.say(END)
+
+
 def tell(t: Teller, w: World) -> None:
-    """One whole story, ending with END."""
-    cast = Cast(hero=introduce_hero(t, w))
+    """One whole piece, a story or a song, ending with END."""
+    first = opening(t, w)
+    if first == len(w.girls + w.boys) + 1:
+        sing(t, w)
+        return
+    cast = Cast(hero=introduce_hero(t, w, first))
     meet_friend(t, w, cast)
     while event(t, w, cast):
         pass

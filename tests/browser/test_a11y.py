@@ -143,21 +143,21 @@ def heatmap_state(page):
 
 
 def test_state_in_the_url_is_restored_kept_across_the_theme_and_updated(browser, base):
-    visit = open_page(browser, base, "attention.html#heatmap.pick_layer=2&heatmap.pick_head=3")
+    visit = open_page(browser, base, "attention.html#heatmap.pick_layer=1&heatmap.pick_head=2")
     page = visit.page
-    assert heatmap_state(page)[:2] == [2, 3]
-    assert page.locator("#fig-attention-heatmap input[name=pick_head][value='3']").is_checked()
-    page.locator("#fig-attention-heatmap input[name=pick_head][value='4']").check()
-    page.wait_for_function("() => location.hash.includes('heatmap.pick_head=4')")
-    assert "heatmap.pick_layer=2" in page.evaluate("() => location.hash")
+    assert heatmap_state(page)[:2] == [1, 2]  # the page opens on layer 2, its induction head's
+    assert page.locator("#fig-attention-heatmap input[name=pick_head][value='2']").is_checked()
+    page.locator("#fig-attention-heatmap input[name=pick_head][value='3']").check()
+    page.wait_for_function("() => location.hash.includes('heatmap.pick_head=3')")
+    assert "heatmap.pick_layer=1" in page.evaluate("() => location.hash")
     status = page.locator("#fig-attention-heatmap .explorable-status").inner_text()
-    assert "head 4" in status and "layer 2" in status
+    assert "head 3" in status and "layer 1" in status
     page.locator("form[data-md-component=palette] label:visible").first.click()
     page.wait_for_function("""() => Array.from(document.querySelectorAll('.explorable-chart'))
                                .every(el => el.getAttribute('data-rendered') === 'dark')""")
     page.evaluate("() => window.explorables.ready")
-    assert heatmap_state(page)[:2] == [2, 4]
-    assert "heatmap.pick_head=4" in page.evaluate("() => location.hash")
+    assert heatmap_state(page)[:2] == [1, 3]
+    assert "heatmap.pick_head=3" in page.evaluate("() => location.hash")
     assert visit.errors == []
     page.context.close()
 

@@ -22,14 +22,13 @@ def spec_rows(site, name, field):
 
 
 def highlighted_points(page):
-    """(layers, heads, data, step, loss) of the coloured model's points, from their accessible labels."""
+    """(model, data, step, loss) of the coloured model's points, from their accessible labels."""
     labels = page.eval_on_selector_all("#fig-pretraining-loss_curves [aria-roledescription=point]",
                                        "els => els.map(e => e.getAttribute('aria-label'))")
     points = []
     for label in labels:
         fields = dict(part.split(": ", 1) for part in label.split("; "))
-        points.append((int(fields["layers"]), int(fields["heads"]), fields["data"], int(fields["step"]),
-                       float(fields[LOSS])))
+        points.append((fields["model"], fields["data"], int(fields["step"]), float(fields[LOSS])))
     return points
 
 
@@ -37,16 +36,17 @@ def test_model_radios_highlight_the_chosen_models_curves(browser, site):
     visit = open_page(browser, site.as_uri(), "pretraining.html")
     page = visit.page
     before = highlighted_points(page)
-    assert {(p[0], p[1]) for p in before} and len({(p[0], p[1]) for p in before}) == 1
-    page.locator("#fig-pretraining-loss_curves input[name=layers][value='4']").check()
-    page.locator("#fig-pretraining-loss_curves input[name=heads][value='2']").check()
+    assert len({p[0] for p in before}) == 1
+    chosen = "1 layer, 2 heads"
+    assert before[0][0] != chosen  # the page opens on the best model, the largest
+    page.locator(f"#fig-pretraining-loss_curves input[name=model][value='{chosen}']").check()
     page.wait_for_function("""() => Array.from(document.querySelectorAll('#fig-pretraining-loss_curves [aria-roledescription=point]'))
-        .every(e => (e.getAttribute('aria-label') || '').includes('layers: 4; heads: 2'))""")
+        .every(e => (e.getAttribute('aria-label') || '').includes('model: 1 layer, 2 heads'))""")
     after = highlighted_points(page)
-    rows = [r for r in spec_rows(site, "loss_curves", "step") if (r["layers"], r["heads"]) == (4, 2)]
-    assert sorted((p[2], p[3]) for p in after) == sorted((r["data"], r["step"]) for r in rows)
+    rows = [r for r in spec_rows(site, "loss_curves", "step") if r["model"] == chosen]
+    assert sorted((p[1], p[2]) for p in after) == sorted((r["data"], r["step"]) for r in rows)
     expected = {(r["data"], r["step"]): r[LOSS] for r in rows}
-    for _, _, data, step, loss in after:
+    for _, data, step, loss in after:
         assert loss == pytest.approx(expected[data, step], abs=1e-4)
     assert visit.errors == []
     page.context.close()

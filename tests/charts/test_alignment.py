@@ -14,7 +14,7 @@ from tests.charts.specs import inline_data, params
 from tests.helpers import TINY_FAMILY, close
 
 FAMILY = dataclasses.replace(TINY_FAMILY, n_ctx=64)  # a story, its recap and END fit
-GRID = AlignmentGrid(train_stories=40, heldout_stories=16, sft_steps=10, dpo_steps=10, warmup_steps=2,
+GRID = AlignmentGrid(train_stories=80, heldout_stories=32, sft_steps=10, dpo_steps=10, warmup_steps=2,
                      eval_every=5, batch_size=4)
 
 

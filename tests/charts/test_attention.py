@@ -61,7 +61,7 @@ def test_head_scores_carry_every_head_its_label_and_the_references(res, specs):
     for i, r in enumerate(rows):
         assert (r["model layers"], r["layer"], r["head"]) == (h.model_layers[i], h.layer[i], h.head[i])
         assert r["model"] == model_name(int(h.model_layers[i]), int(h.model_heads[i]))
-        assert r["label"] == h.labels[i] == probes.label(h.previous_token[i], h.repeated_tokens[i],
+        assert r["label"] == h.labels[i] == probes.label(h.previous_probe[i], h.repeated_tokens[i],
                                                          h.first_token[i], h.local[i])
         for field, column in charts.SCORE_COLUMNS.items():
             assert close(r[column], getattr(h, field)[i], 6), (i, column)
@@ -126,3 +126,37 @@ def test_facts_name_the_strongest_probe_head_the_label_counts_and_thresholds(res
     assert (facts.induction_min, facts.previous_min, facts.first_min, facts.local_min, facts.local_window) == (
         probes.INDUCTION_MIN, probes.PREVIOUS_MIN, probes.FIRST_MIN, probes.LOCAL_MIN, probes.LOCAL_WINDOW)
     assert (facts.probe_half, facts.probe_length) == (h.probe_half, 1 + 2 * h.probe_half)
+
+
+def test_heatmap_opens_on_the_shown_models_strongest_induction_head(res, specs):
+    p = params(specs["heatmap"])
+    h = res.heads
+    shown = np.flatnonzero((h.model_layers == res.n_layer) & (h.model_heads == res.n_head))
+    best = shown[np.argmax(h.repeated_tokens[shown])]
+    assert (p["pick_layer"]["value"], p["pick_head"]["value"]) == (h.layer[best], h.head[best])
+
+
+def test_formation_rows_are_each_checkpoints_strongest_heads_and_losses(res, specs, shared_memo):
+    rows = [{"model": r["model"], "step": r["step"], "measure": k, "value": v}
+            for r in next(d for d in inline_data(specs["formation"]) if d and "step" in d[0])
+            for k, v in r.items() if k not in ("model", "step")]
+    models = {(m.config.n_layer, m.config.n_head): m for m in
+              sims.load_models(TINY_FAMILY, shared_memo)}
+    names = {model_name(*k): m for k, m in models.items()}
+    assert {r["model"] for r in rows} == set(names)
+    for r in rows:
+        m = names[r["model"]]
+        i = list(m.config.checkpoints).index(r["step"])
+        heads = m.checkpoint_heads[i]
+        expected = {
+            "induction: repeated sounds probe": heads.repeated_tokens.max(),
+            "induction: repeated tokens of any kind": heads.repeated_any.max(),
+            "previous-token: repeated sounds probe": heads.previous_probe.max(),
+            "induction score on held-out text": heads.induction.max(),
+            "held-out loss": m.checkpoint_loss[i], "in-context learning score": m.checkpoint_icl[i],
+        }[r["measure"]]
+        assert close(r["value"], expected, 4)
+    assert len(rows) == 4 * len(TINY_FAMILY.checkpoints) * 6
+    assert params(specs["formation"])["formation_model"]["bind"]["options"] == [
+        model_name(f.n_layer, f.n_head) for f in res.formations]
+    assert params(specs["formation"])["formation_model"]["value"] == model_name(GRID.n_layer, GRID.n_head)

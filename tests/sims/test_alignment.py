@@ -18,7 +18,7 @@ from generator.validation import GridError
 from tests.helpers import TINY_FAMILY, RecordingMemo, family_grids
 
 FAMILY = dataclasses.replace(TINY_FAMILY, n_ctx=64)  # a story, its recap and END fit
-GRID = AlignmentGrid(train_stories=60, heldout_stories=24, sft_steps=20, sft_learning_rate=0.003, dpo_steps=20,
+GRID = AlignmentGrid(train_stories=120, heldout_stories=48, sft_steps=20, sft_learning_rate=0.01, dpo_steps=20,
                      dpo_learning_rate=0.001, warmup_steps=2, eval_every=5, batch_size=8)
 
 

@@ -13,7 +13,8 @@ from generator.sims import attention as a
 from generator.sims import gpt, probes
 from generator.sims.attention_cost import attention_flops
 from generator.sims.family import WithFamily, model_configs
-from generator.sims.stories import END
+from generator.sims.stories import END, World
+from generator.sims.train import probe_tokens
 from generator.validation import GridError
 from tests.helpers import TINY_FAMILY, RecordingMemo, family_grids
 
@@ -123,16 +124,19 @@ def test_uniform_attention_scores_match_closed_forms(res):
     assert h.uniform["induction"] == pytest.approx(np.mean(shares))
 
 
-def test_probe_is_end_then_random_vocabulary_tokens_twice_filling_the_context(res, chosen):
+def test_probe_is_end_then_random_sounds_twice_as_long_as_the_longest_song(res, chosen):
     half = res.heads.probe_half
-    assert half == a.probe_half(FAMILY.n_ctx, len(chosen.vocab)) == (FAMILY.n_ctx - 1) // 2 == 15
-    assert a.probe_half(64, 10) == 9  # a vocabulary too small for 31 distinct tokens besides END
+    assert half == min(World().song_lengths[1], (FAMILY.n_ctx - 1) // 2) == 15  # the tiny context's limit
+    assert probe_tokens(chosen.vocab, 64)[1] == World().song_lengths[1] == 16
 
 
-def probe_weights(model, half):  # -> [n_layer, n_windows, n_head, 1 + 2 half, 1 + 2 half], ids
+def probe_weights(model, half, pooled=True):  # -> [n_layer, n_windows, n_head, 1 + 2 half, 1 + 2 half], ids
     n_windows = len(a.scored_windows(GRID.scored_stories, FAMILY))
-    ids = probes.repeated_tokens(len(model.vocab), half, n_windows, model.vocab.index(END),
-                                 np.random.default_rng([FAMILY.seed, a.PROBE_STREAM]))
+    rng = np.random.default_rng([FAMILY.seed, a.PROBE_STREAM])
+    pool = [model.vocab.index(x) for x in World().sounds]
+    ids = probes.repeated_tokens(len(model.vocab), half, n_windows, model.vocab.index(END), rng, pool)
+    if not pooled:  # the second probe, drawn next, from the whole vocabulary
+        ids = probes.repeated_tokens(len(model.vocab), half, n_windows, model.vocab.index(END), rng)
     blocks = gpt.gpt(ids, model.params, model.config.n_head).blocks
     return np.stack([b.weights for b in blocks]).astype(np.float64), ids
 
@@ -175,13 +179,22 @@ def test_repeated_tokens_probe_recounted_on_every_model(res, calls):
             w = weights[h.layer[row] - 1, :, h.head[row] - 1]  # [n_windows, n_seq, n_seq]
             on_next = [w[b, q, q - half + 1] for b in range(len(ids)) for q in range(1 + half, 1 + 2 * half)]
             assert h.repeated_tokens[row] == pytest.approx(np.mean(on_next), rel=1e-9), (index, row)
+            on_previous = [w[b, q, q - 1] for b in range(len(ids)) for q in range(1, 1 + half)]  # first copy
+            assert h.previous_probe[row] == pytest.approx(np.mean(on_previous), rel=1e-9), (index, row)
+        assert set(ids[:, 1:].ravel()) <= {model.vocab.index(x) for x in World().sounds}
+        weights, ids = probe_weights(model, half, pooled=False)
+        assert not set(ids[:, 1:].ravel()) <= {model.vocab.index(x) for x in World().sounds}
+        for row in rows:
+            w = weights[h.layer[row] - 1, :, h.head[row] - 1]
+            on_next = [w[b, q, q - half + 1] for b in range(len(ids)) for q in range(1 + half, 1 + 2 * half)]
+            assert h.repeated_any[row] == pytest.approx(np.mean(on_next), rel=1e-9), (index, row)
 
 
 def test_every_heads_label_follows_its_scores(res):
     h = res.heads
     assert len(h.labels) == len(h.layer)
     assert h.labels == tuple(probes.label(p, r, f, lo) for p, r, f, lo in zip(
-        h.previous_token, h.repeated_tokens, h.first_token, h.local))
+        h.previous_probe, h.repeated_tokens, h.first_token, h.local))
     assert set(h.labels) <= set(probes.LABELS)
 
 
@@ -225,6 +238,6 @@ def test_flops_formula_equals_the_multiply_adds_of_the_numpy_attention(n_seq, d_
 def test_cost_per_layer_and_doubling(res):
     c = res.cost
     n = np.array(GRID.seq_lengths)
-    assert c.flops_model.tolist() == (4 * n**2 * FAMILY.n_embd).tolist()
+    assert c.flops_model.tolist() == (4 * n**2 * FAMILY.n_embd(2)).tolist()
     assert c.flops_reference.tolist() == (4 * n**2 * 768).tolist()
     assert c.doubling_ratio == 4.0

@@ -106,10 +106,42 @@ def test_a_prompt_the_grammar_cannot_tell_is_a_grid_error():
 
 
 @pytest.mark.parametrize("override,field", [
-    ({"n_heads": (1, 3)}, "n_heads[1]"), ({"n_layers": (2, 1)}, "n_layers[1]"),
-    ({"n_layers": (0, 1)}, "n_layers[0]"), ({"checkpoints": (0, 30)}, "checkpoints[1]"),
-    ({"warmup_steps": 20}, "warmup_steps"), ({"n_embd": 18, "n_heads": (1, 4)}, "n_heads[1]"),
+    ({"n_heads": (1, 2, 1)}, "n_heads"), ({"n_heads": (1, 1, 1, 2)}, "n_layers[1], n_heads[1]"),
+    ({"n_layers": (0, 1, 2, 2)}, "n_layers[0]"), ({"n_heads": (1, 2, 17, 2)}, "n_heads[2]"), ({"checkpoints": (0, 30)}, "checkpoints[1]"),
+    ({"warmup_steps": 20}, "warmup_steps"), ({"head_width": 0}, "head_width"),
 ])
 def test_bad_grids_name_the_field(override, field):
     with pytest.raises(GridError, match=re.escape(f"grids.pretraining.{field}:")):
         PretrainingGrid(**{**GRID.__dict__, **override})
+
+
+def test_compute_is_six_n_d_and_the_frontier_is_the_lowest_curve_at_each_compute(res):
+    f = res.frontier
+    for m, flops in zip(res.models, f.flops):
+        tokens = m.eval_steps * m.config.batch_size * m.config.data.n_ctx
+        np.testing.assert_allclose(flops, 6 * m.n_params * tokens)
+    for c, loss, leader in zip(f.grid, f.loss, f.leader):
+        reached = {}
+        for i, (m, flops) in enumerate(zip(res.models, f.flops)):
+            if c <= flops[-1] * (1 + 1e-12):  # this model trained that long
+                j = max(k for k in range(1, len(flops)) if flops[k] <= c * (1 + 1e-12))
+                if j == len(flops) - 1:
+                    reached[i] = m.heldout_loss[j]
+                else:  # straight line between evaluations, in log compute
+                    t = (math.log(c) - math.log(flops[j])) / (math.log(flops[j + 1]) - math.log(flops[j]))
+                    reached[i] = m.heldout_loss[j] + t * (m.heldout_loss[j + 1] - m.heldout_loss[j])
+        best = min(reached, key=reached.get)
+        assert loss == pytest.approx(reached[best], rel=1e-9) and reached[leader] == pytest.approx(loss, rel=1e-9)
+    assert [s[1:] for s in f.switches] == [(int(a), int(b)) for a, b in zip(f.leader, f.leader[1:]) if a != b]
+
+
+def test_scaling_facts_follow_the_final_losses(res):
+    fa = res.facts
+    by_size = sorted(res.models, key=lambda m: m.n_params)
+    losses = [m.heldout_loss[-1] for m in by_size]
+    assert fa.size_losses == pytest.approx(losses)
+    assert fa.monotone == all(b < a for a, b in zip(losses, losses[1:]))
+    assert len(fa.size_exceptions) == sum(b >= a for a, b in zip(losses, losses[1:]))
+    assert fa.size_gain == pytest.approx(losses[0] - losses[-1])
+    lo, hi = res.models[res.frontier.leader[0]], res.models[res.frontier.leader[-1]]
+    assert fa.curves_cross == (lo.n_params < hi.n_params)

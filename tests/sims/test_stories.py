@@ -12,7 +12,8 @@ from generator.sims import stories as s
 
 TINY = s.World(boys=("Tom",), girls=("Mia",), traits=("kind", "old"), places=("park",),
                things=(("ball", "kicked"), ("egg", "painted")), colours=("red", "old"),
-               feelings=("happy",), max_events=2)
+               feelings=("happy",), max_events=2, sounds=("ba", "bi"), song_lengths=(1, 2),
+               max_singings=3)
 
 
 def enumerate_stories(world):
@@ -50,7 +51,9 @@ STORIES = enumerate_stories(TINY)
 
 def test_enumeration_is_a_distribution_over_distinct_texts():
     texts = [t for t, _, _ in STORIES]
-    assert len(texts) == len(set(texts)) == 5376  # 8 openings x 16 meetings x 42 event runs
+    # stories: 8 openings x 16 meetings x 42 event runs; songs: 2 of one sound, 2 of two, each
+    # sung again from any of its sounds once (2 + 2 x 2 ways) or twice (2 + 2 x 4 ways)
+    assert len(texts) == len(set(texts)) == 8 * 16 * 42 + 6 + 10
     assert math.fsum(p for _, p, _ in STORIES) == pytest.approx(1.0, abs=1e-12)
 
 
@@ -99,6 +102,15 @@ def test_next_token_probs_hand_worked():
     assert s.next_token_probs(w, "once upon a time , there was".split()) == pytest.approx({"a": 5 / 6, "an": 1 / 6})
     met = "Mia was a kind girl who lived near the park . one day , she went to the lake . there , Mia met Tom ."
     assert s.next_token_probs(w, met.split()) == {"Tom": 1.0}
+    song = "song : ba ki lo mu ra pe".split()
+    assert s.next_token_probs(w, song[:2]) == pytest.approx({x: 1 / 32 for x in w.sounds})
+    assert s.next_token_probs(w, song[:3]) == pytest.approx({x: 1 / 31 for x in w.sounds if x != "ba"})
+    assert s.next_token_probs(w, ["song", ":"] + list(w.sounds[:16])) == pytest.approx({".": 1.0})
+    sung = "song : ba ki lo ku ra pe . again : lo ku".split()
+    assert s.next_token_probs(w, sung) == {"ra": 1.0}
+    assert s.next_token_probs(w, sung[:11]) == pytest.approx({x: 1 / 6 for x in sung[2:8]})
+    assert s.next_token_probs(w, sung[:9]) == {"again": 1.0}
+    assert s.next_token_probs(w, sung[:8])["."] == pytest.approx(1 / 11)  # 11 lengths, 6..16, left
     with pytest.raises(ValueError, match="cannot say 'dog'"):
         s.next_token_probs(w, ["once", "upon", "a", "dog"])
 

@@ -8,7 +8,10 @@ import math
 import numpy as np
 import pytest
 
+from generator import cache as cache_module
+from generator.sims import probes
 from generator.sims import train as t
+from generator.sims.stories import World
 from generator.sims.gpt import leaves
 from generator.sims.pretraining import summarise_corpus
 
@@ -45,12 +48,45 @@ def test_records_cover_every_step_and_checkpoint(model):
     assert model.train_loss.shape == model.learning_rate.shape == model.grad_norm.shape == (150,)
     assert list(model.eval_steps) == [0, 50, 100, 150]
     assert model.samples.shape == (3, 2, 32)
-    assert all(a.shape[0] == 3 for _, a in leaves(model.checkpoint_params))
-    for (_, a), (_, b) in zip(leaves(t.weights_at(model, 2)), leaves(model.params)):
-        assert np.array_equal(a, b)
-    # the first checkpoint is the initialisation, which training then changed
-    assert not np.array_equal(t.weights_at(model, 0)["wte"], model.params["wte"])
+    assert len(model.checkpoint_heads) == len(model.checkpoint_loss) == len(model.checkpoint_icl) == 3
     assert model.samples[0, 0, 0] == model.vocab.index("\n")
+
+
+def test_the_last_checkpoints_probes_are_the_final_weights_probed_afresh(model):
+    data = t.make_data(DATA)
+    x = data.heldout_x[:t.PROBE_WINDOWS]
+    pool, half = t.probe_tokens(model.vocab, DATA.n_ctx)
+    assert half == 15 and sorted(model.vocab[i] for i in pool) == sorted(World().sounds)
+    again = probes.score_heads(model.params, FAST.n_head, x, half, np.random.default_rng([FAST.seed, 5]),
+                               model.vocab.index("\n"), pool)
+    last = model.checkpoint_heads[-1]
+    for name in ("previous_token", "previous_probe", "induction", "repeated_tokens", "repeated_any"):
+        np.testing.assert_allclose(getattr(last, name), getattr(again, name), rtol=1e-12)
+    by_position = probes.loss_by_position(model.params, FAST.n_head, data.heldout_x, data.heldout_y)
+    assert model.checkpoint_loss[-1] == pytest.approx(model.heldout_loss[-1], rel=1e-5)
+    assert model.checkpoint_icl[-1] == pytest.approx(by_position[25:].mean() - by_position[:6].mean())
+    # at initialisation attention is near uniform: no head is anything yet
+    assert max(model.checkpoint_heads[0].previous_token) < 0.2
+
+
+def test_a_run_stopped_and_resumed_gives_the_same_model(model):
+    saved = []
+    cfg = t.TrainConfig(**{**FAST.__dict__, "steps": 40, "checkpoints": (0, 20, 40), "eval_every": 10})
+    whole = t.train_model(cfg)
+
+    def save(state):
+        saved.append(cache_module._unpack(cache_module._pack(state)))  # as it would be read back
+        if len(saved) == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        t.train_model(cfg, save=save, save_seconds=0.0)
+    assert 0 < saved[0].step < 40
+    resumed = t.train_model(cfg, state=saved[0])
+    for (name, a), (_, b) in zip(leaves(whole.params), leaves(resumed.params)):
+        assert np.array_equal(a, b), name
+    for field in ("train_loss", "heldout_loss", "grad_norm", "samples", "checkpoint_loss"):
+        assert np.array_equal(getattr(whole, field), getattr(resumed, field)), field
 
 
 def test_learning_rate_warms_up_then_follows_a_cosine_to_a_tenth(model):
