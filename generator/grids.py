@@ -237,10 +237,11 @@ class AttentionGrid:
 
     The models are the pretraining family's (grids.pretraining), read from the cache."""
 
-    # A song of the grammar, sung three times from different sounds: only copying predicts the
-    # second and third singings, so the induction head the heatmap opens on has work to do.
+    # A song of the grammar, sung again from another sound: only copying predicts the second
+    # singing, so the induction head the heatmap opens on has work to do. (Short: every head's
+    # n x n weights are drawn, and the page must stay light and quick.)
     prompt: str = field(
-        default="song : ba ki lo ne ra pe . again : ne ra pe ba ki lo . again : pe ba ki lo ne ra .",
+        default="song : ba ki lo ne ra pe . again : ne ra pe ba ki lo .",
         metadata=text(400))
     # The model whose heads the heatmap shows: one (layers, heads) pair of the family.
     n_layer: int = field(default=2, metadata=bounded(1, 12))

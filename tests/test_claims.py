@@ -99,7 +99,7 @@ def test_an_induction_head_and_a_previous_token_head_form_and_the_page_shows_the
 def test_the_formation_chart_shows_a_phase_change_named_from_its_checkpoints(real, site):
     res = real["attention"]
     f = res.facts
-    shown = next(x for x in res.formations if x.n_layer == f.n_layer)
+    shown = next(x for x in res.formations if (x.n_layer, x.n_head) == (f.n_layer, f.n_head))
     assert len(shown.steps) >= 20 and f.formed
     jump = int(np.argmax(np.diff(shown.top_repeated)))
     assert (f.rise_from, f.rise_to) == (shown.steps[jump], shown.steps[jump + 1])

@@ -159,6 +159,7 @@ def test_every_embedded_spec_equals_its_downloadable_file(site):
 def test_emitted_sampling_specs_carry_the_simulated_probabilities(site):
     import numpy as np
 
+    from generator import checkpoints
     from generator.cache import Cache
     from generator.charts.common import visible_token
     from generator.grids import load_grids
@@ -167,7 +168,7 @@ def test_emitted_sampling_specs_carry_the_simulated_probabilities(site):
     from tests.conftest import CACHE_DIR
 
     grids, cache = load_grids(), Cache(CACHE_DIR)  # the session's build filled it: no training here
-    res = simulate(WithFamily(grids.sampling, grids.pretraining), lambda fn, c: cache.result(fn, c))
+    res = simulate(WithFamily(grids.sampling, grids.pretraining), checkpoints.shipped_memo(cache.result))
     spec = json.loads((site / "specs" / "sampling" / "temperature.vl.json").read_text())
     tokens = [visible_token(t) for t in res.tokens]
     rows = spec["vconcat"][0]["data"]["values"]
