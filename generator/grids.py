@@ -420,10 +420,12 @@ class KVCacheGrid:
 
 @dataclass(frozen=True)
 class AlignmentGrid:
-    """Fine-tuning and preference tuning: one pretrained model of the family taught a new format
-    by supervised fine-tuning, then a preference by DPO (one run per beta)."""
+    """Fine-tuning and alignment: one pretrained model of the family taught a new format by
+    supervised fine-tuning (one run per learning rate), then a preference learnt from noisy
+    pairs three ways: a reward model, RLHF against it (one run per KL coefficient) and DPO (one
+    run per beta)."""
 
-    # The pretrained model (from the pretraining family, read from the cache).
+    # The pretrained model (from the pretraining family).
     n_layer: int = field(default=2, metadata=bounded(1, 12))
     n_head: int = field(default=2, metadata=bounded(1, 16))
     # Pieces drawn for the demonstrations and preference pairs (stories and songs, about half
@@ -431,18 +433,31 @@ class AlignmentGrid:
     # left out.
     train_stories: int = field(default=2000, metadata=bounded(1, 100_000))
     heldout_stories: int = field(default=192, metadata=bounded(1, 100_000))
-    batch_size: int = field(default=16, metadata=bounded(2, 1024))  # sequences a step (DPO: half as many pairs)
-    sft_steps: int = field(default=160, metadata=bounded(1, 100_000))
-    sft_learning_rate: float = field(default=0.0015, metadata=positive(0.0, 1.0))
-    dpo_steps: int = field(default=60, metadata=bounded(1, 100_000))
-    # Small: larger rates push both responses down and drift far from the reference.
-    dpo_learning_rate: float = field(default=0.00005, metadata=positive(0.0, 1.0))
+    batch_size: int = field(default=16, metadata=bounded(2, 1024))  # sequences a step (pairs: half as many)
+    sft_steps: int = field(default=300, metadata=bounded(1, 100_000))
+    # The trade-off: a larger rate learns the recap sooner and forgets more of ordinary text.
+    sft_learning_rates: tuple[float, ...] = field(default=(0.0003, 0.001, 0.003),
+                                                  metadata=positive(0.0, 1.0, grid=True))
+    # The hidden reward of each ending feeling, in the grammar's order (happy, sad, tired, proud),
+    # and how sharply the labeller follows it: P(a over b) = sigmoid(label_scale (r(a) - r(b))).
+    rewards: tuple[float, ...] = field(default=(1.0, -1.0, -0.5, 0.5), metadata=bounded(-10.0, 10.0))
+    label_scale: float = field(default=1.0, metadata=positive(0.0, 100.0))
+    rm_steps: int = field(default=150, metadata=bounded(1, 100_000))
+    rm_learning_rate: float = field(default=0.001, metadata=positive(0.0, 1.0))
+    rl_steps: int = field(default=150, metadata=bounded(1, 100_000))
+    rl_learning_rate: float = field(default=0.0001, metadata=positive(0.0, 1.0))
+    kl_coefs: tuple[float, ...] = field(default=(0.03, 0.3, 3.0), metadata=positive(0.0, 100.0, grid=True))
+    dpo_steps: int = field(default=300, metadata=bounded(1, 100_000))
+    dpo_learning_rate: float = field(default=0.0001, metadata=positive(0.0, 1.0))
+    betas: tuple[float, ...] = field(default=(0.03, 0.1, 0.3, 1.0), metadata=positive(0.0, 100.0, grid=True))
+    # The chosen responses' negative log-likelihood added to DPO's loss (as Llama 3 does),
+    # weighted by this times beta, so that it keeps the same share of DPO's gradient at every
+    # beta: without it the probability of every feeling can fall together and leak to words
+    # that are no ending at all.
+    dpo_nll_weight: float = field(default=0.05, metadata=bounded(0.0, 100.0))
     warmup_steps: int = field(default=10, metadata=bounded(0, 100_000))
     grad_clip: float = field(default=1.0, metadata=positive(0.0, 1000.0))
-    eval_every: int = field(default=10, metadata=bounded(1, 100_000))
-    betas: tuple[float, ...] = field(default=(0.1, 0.5), metadata=positive(0.0, 100.0, grid=True))
-    # The preference: endings with this feeling are chosen over endings with any other.
-    preferred: str = field(default="happy", metadata=text(20))
+    eval_every: int = field(default=15, metadata=bounded(1, 100_000))
     # The held-out story whose next-token distributions the page shows.
     shown_story: int = field(default=0, metadata=bounded(0))
     shown_tokens: int = field(default=6, metadata=bounded(1, 32))
@@ -450,9 +465,10 @@ class AlignmentGrid:
 
     def __post_init__(self) -> None:
         validate(self, "grids.alignment")
-        if self.warmup_steps >= min(self.sft_steps, self.dpo_steps):
+        shortest = min(self.sft_steps, self.rm_steps, self.rl_steps, self.dpo_steps)
+        if self.warmup_steps >= shortest:
             raise GridError(f"grids.alignment.warmup_steps: {self.warmup_steps} must be fewer than "
-                            f"the {min(self.sft_steps, self.dpo_steps)} steps of each stage")
+                            f"the {shortest} steps of each stage")
         if self.shown_story >= self.heldout_stories:
             raise GridError(f"grids.alignment.shown_story: {self.shown_story} is not one of the "
                             f"{self.heldout_stories} held-out stories")
@@ -503,9 +519,9 @@ class Grids:
             raise GridError(f"grids.attention.scored_stories: {self.attention.scored_stories} stories "
                             f"do not fill one window of {family.n_ctx + 1} tokens")
         a = self.alignment
-        if a.preferred not in World().feelings:
-            raise GridError(f"grids.alignment.preferred: {a.preferred!r} is not one of the grammar's "
-                            f"feelings {World().feelings}")
+        if len(a.rewards) != len(World().feelings) or len(set(a.rewards)) != len(a.rewards):
+            raise GridError(f"grids.alignment.rewards: give one distinct reward to each of the "
+                            f"grammar's feelings {World().feelings}, got {list(a.rewards)}")
         n_train = n_fitting_stories(a.train_stories, (a.seed, 10), family.n_ctx)
         n_heldout = n_fitting_stories(a.heldout_stories, (a.seed, 11), family.n_ctx)
         if n_train < a.batch_size or a.shown_story >= n_heldout:

@@ -31,7 +31,9 @@ def family_grids(family: PretrainingGrid = TINY_FAMILY, **grids: Any) -> Grids:
         "attention": AttentionGrid(n_layer=2, n_head=2, scored_stories=6),
         "block": BlockGrid(prompt="once upon a time , there was a kind girl named Mia .", n_layer=2, n_head=2,
                            step_position=5),
-        "alignment": AlignmentGrid(train_stories=120, heldout_stories=48, batch_size=8),
+        "alignment": AlignmentGrid(train_stories=120, heldout_stories=48, batch_size=8, sft_steps=20,
+                                   sft_learning_rates=(0.01,), rm_steps=20, rl_steps=20, kl_coefs=(1.0,),
+                                   dpo_steps=20, betas=(0.1,), eval_every=10),
         "kvcache": KVCacheGrid(model_layers=2, model_heads=2, growth_steps=6, draft_layers=1, draft_heads=1,
                                draft_lengths=(1, 2, 4), speculative_prompts=3, speculative_new_tokens=12),
     }

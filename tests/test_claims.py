@@ -118,13 +118,52 @@ def test_attention_doubling_sentence_follows_the_measured_ratio(real, site):
     assert ("not the 4 the arithmetic alone predicts" in text) == (not near_four)
 
 
-def test_the_beta_sentence_follows_the_measured_kl(real, site):
-    f = real["alignment"].facts
-    text = page_text(site, "alignment.html")
-    ratio = f.kl_after / f.kl_after_last
-    assert ("Here $\\beta$ barely changes" in text or "barely changes how far the model moves" in text) == (0.8 < ratio < 1.25)
+def test_sft_learns_the_format_and_its_price_is_shown(real, site):
     res = real["alignment"]
-    assert f.kl_after == res.dpo[0].kl[-1] and f.kl_after_last == res.dpo[-1].kl[-1]
+    f = res.facts
+    assert res.sft.exact[-1] >= 0.9 and f.sft_reached
+    by_rate = sorted(res.sft_runs, key=lambda r: r.learning_rate)
+    assert all(a.story_loss[-1] < b.story_loss[-1] for a, b in zip(by_rate, by_rate[1:]))  # faster forgets more
+    assert res.sft.learning_rate == min(r.learning_rate for r in res.sft_runs if r.exact[-1] >= 0.9)
+    text = page_text(site, "alignment.html")
+    assert f"reproduces {100 * f.exact_after:.1f}%" in text
+    assert "the more of the old it forgets" in text
+
+
+def test_the_reward_model_learns_the_hidden_order_from_noisy_labels(real):
+    res = real["alignment"]
+    rm = res.reward_model
+    assert 0.05 < res.label_noise < 0.45  # the labels are noisy
+    assert rm.agreement[-1] >= 0.9 and rm.accuracy[-1] > 0.5 + 0.5 * (1 - 2 * res.label_noise) - 0.1
+    assert list(np.argsort(rm.feeling_scores)) == list(np.argsort(res.rewards))
+
+
+def test_beta_and_the_kl_coefficient_order_the_drift_and_the_page_says_so(real, site):
+    res = real["alignment"]
+    f = res.facts
+    dpo_kl = [r.track.kl[-1] for r in res.dpo]
+    rl_kl = [r.track.kl[-1] for r in res.rl]
+    assert all(a > b for a, b in zip(dpo_kl, dpo_kl[1:])) and dpo_kl[0] >= 3 * dpo_kl[-1]
+    assert all(a > b for a, b in zip(rl_kl, rl_kl[1:]))
+    text = page_text(site, "alignment.html")
+    assert f"{f.dpo_kl_ratio:.1f} times as far with the smallest" in text
+    assert "the smaller the coefficient, the further the policy goes" in text
+
+
+def test_over_optimisation_and_falling_log_probabilities_are_said_when_they_happen(real, site):
+    res = real["alignment"]
+    f = res.facts
+    text = page_text(site, "alignment.html")
+    run = res.rl[0]
+    peak = int(np.argmax(run.track.true_reward))
+    hacked = run.track.true_reward[peak] - run.track.true_reward[-1] > 0.01 and run.track.rm_score[-1] > run.track.rm_score[peak]
+    assert hacked and f.overoptimised  # the smallest penalty lets the policy exploit the reward model
+    assert ("shows **over-optimisation**" in open(CONTENT / "alignment.md").read()) and ("over-optimisation" in text)
+    first = res.dpo[0]
+    both = first.logp_chosen[-1] < first.logp_chosen[0] and first.logp_rejected[-1] < first.logp_rejected[0]
+    faster = first.logp_rejected[-1] - first.logp_rejected[0] < first.logp_chosen[-1] - first.logp_chosen[0]
+    assert ("both fall" in text) == both and ("both fall, the rejected faster" in text) == (both and faster)
+    assert max(r.track.true_reward[-1] for r in (*res.rl, *res.dpo)) > res.sft_track.true_reward[0] + 0.3
 
 
 def test_kv_timing_sentences_follow_the_measured_times(real, site):

@@ -14,8 +14,9 @@ from tests.charts.specs import inline_data, params
 from tests.helpers import TINY_FAMILY, close
 
 FAMILY = dataclasses.replace(TINY_FAMILY, n_ctx=64)  # a story, its recap and END fit
-GRID = AlignmentGrid(train_stories=80, heldout_stories=32, sft_steps=10, dpo_steps=10, warmup_steps=2,
-                     eval_every=5, batch_size=4)
+GRID = AlignmentGrid(train_stories=80, heldout_stories=32, sft_steps=10, sft_learning_rates=(0.003, 0.01),
+                     rm_steps=10, rl_steps=10, kl_coefs=(0.1, 1.0), dpo_steps=10, betas=(0.1, 0.5),
+                     warmup_steps=2, eval_every=5, batch_size=4)
 
 
 @pytest.fixture(scope="module")
@@ -30,25 +31,58 @@ def by_measure(rows, measure, **match):
     return [r["step"] for r in picked], [r["value"] for r in picked]
 
 
-def test_sft_curves_carry_the_training_loss_and_every_held_out_measure(specs, res):
+def policy_measures(track):
+    return zip(charts.POLICY_MEASURES, (track.true_reward, track.rm_score, track.kl, track.feeling_share))
+
+
+def test_sft_curves_carry_every_rate_and_the_radio_opens_on_the_run_carried_forward(specs, res):
     (rows,) = inline_data(specs["sft_curves"])
-    steps, values = by_measure(rows, "training loss (bits/token)")
-    assert steps == list(range(GRID.sft_steps)) and close(values, res.sft.train_loss, 4)
-    for measure, expected in (("held-out recap loss (bits/token)", res.sft.recap_loss),
-                              ("recaps reproduced exactly", res.sft.exact),
-                              ("loss on ordinary stories (bits/token)", res.sft.story_loss)):
-        steps, values = by_measure(rows, measure)
-        assert steps == list(res.sft.eval_steps) and close(values, expected, 4)
+    for run in res.sft_runs:
+        steps, values = by_measure(rows, charts.SFT_MEASURES[0], rate=run.learning_rate)
+        means = [run.train_loss[a:b].mean() for a, b in zip(run.eval_steps[:-1], run.eval_steps[1:])]
+        assert steps == list(run.eval_steps[1:]) and close(values, means, 4)
+        for measure, expected in zip(charts.SFT_MEASURES[1:], (run.recap_loss, run.exact, run.story_loss)):
+            steps, values = by_measure(rows, measure, rate=run.learning_rate)
+            assert steps == list(run.eval_steps) and close(values, expected, 4)
+    rate = params(specs["sft_curves"])["sft_rate"]
+    assert rate["bind"]["options"] == list(GRID.sft_learning_rates) and rate["value"] == res.sft.learning_rate
 
 
 def test_dpo_curves_carry_every_beta_and_the_radio_chooses_among_them(res, specs):
     (rows,) = inline_data(specs["dpo_curves"])
     for run in res.dpo:
-        for measure, expected in zip(charts.DPO_MEASURES, (run.loss, run.margin, run.win_rate, run.kl, run.p_preferred)):
+        for measure, expected in [*zip(charts.DPO_MEASURES, (run.loss, run.margin, run.win_rate, run.logp_chosen,
+                                                              run.logp_rejected)), *policy_measures(run.track)]:
             steps, values = by_measure(rows, measure, beta=run.beta)
-            assert steps == list(run.eval_steps) and close(values, expected, 4)
+            assert steps == list(run.eval_steps) and close(values, expected, 4), measure
     beta = params(specs["dpo_curves"])["beta"]
     assert beta["bind"]["options"] == list(GRID.betas) and beta["value"] == GRID.betas[0]
+
+
+def test_rl_curves_carry_every_coefficient(res, specs):
+    (rows,) = inline_data(specs["rl_curves"])
+    for run in res.rl:
+        for measure, expected in policy_measures(run.track):
+            steps, values = by_measure(rows, measure, coef=run.kl_coef)
+            assert steps == list(run.track.eval_steps) and close(values, expected, 4), measure
+    assert params(specs["rl_curves"])["kl_coef"]["bind"]["options"] == list(GRID.kl_coefs)
+
+
+def test_reward_model_points_are_each_feelings_mean_score(res, specs):
+    (rows,) = inline_data(specs["reward_model"])
+    assert [r["feeling"] for r in rows] == list(res.feelings)
+    assert close([r["reward-model score"] for r in rows], res.reward_model.feeling_scores, 4)
+    assert [r["hidden reward"] for r in rows] == list(GRID.rewards)
+
+
+def test_frontier_carries_every_runs_path_from_the_reference(res, specs):
+    (rows,) = inline_data(specs["frontier"])
+    assert rows[0]["run"] == "SFT (the reference)" and rows[0]["KL (nats)"] == 0
+    for label, run in [*((f"RLHF, c = {r.kl_coef:g}", r) for r in res.rl), *((f"DPO, β = {r.beta:g}", r) for r in res.dpo)]:
+        mine = [r for r in rows if r["run"] == label]
+        assert [r["step"] for r in mine] == list(run.track.eval_steps)
+        assert close([r["KL (nats)"] for r in mine], run.track.kl, 4, atol=1e-9)
+        assert close([r["true reward"] for r in mine], run.track.true_reward, 4)
 
 
 def test_next_token_bars_are_the_stages_probabilities(specs, res):
@@ -67,6 +101,9 @@ def test_next_token_bars_are_the_stages_probabilities(specs, res):
 def test_facts_agree_with_the_results(facts, res):
     assert facts.exact_after == res.sft.exact[-1]
     assert facts.win_before == res.dpo[0].win_rate[0] and facts.win_after == res.dpo[0].win_rate[-1]
-    assert facts.kl_after == res.dpo[0].kl[-1]
+    assert facts.dpo_kl_first == res.dpo[0].track.kl[-1] and facts.dpo_kl_last == res.dpo[-1].track.kl[-1]
+    assert facts.dpo_kl_ordered == all(a.track.kl[-1] > b.track.kl[-1] for a, b in zip(res.dpo, res.dpo[1:]))
+    assert facts.rl_kl_first == res.rl[0].track.kl[-1]
     assert facts.p_sft_shown == res.next_tokens[1].probs[1, res.vocab.index("happy")]
+    assert facts.label_noise == pytest.approx(res.label_noise)
     assert "\n" not in facts.demo_example and facts.demo_example.endswith("\u21b5")
