@@ -39,7 +39,7 @@ BAD = [
     ({"block": {"prompt": "Mia flew the moon"}}, "grids.block.prompt"),
     ({"sampling": {"model_prompt": "zebra"}}, "grids.sampling.model_prompt"),
     ({"kvcache": {"growth_steps": 64}}, "grids.kvcache.growth_steps"),
-    ({"alignment": {"preferred": "angry"}}, "grids.alignment.preferred"),
+    ({"alignment": {"rewards": [1.0, 0.0]}}, "grids.alignment.rewards"),
     ({"attention": {"scored_stories": 1}, "pretraining": {"n_ctx": 512}}, "grids.attention.scored_stories"),
 ]
 

@@ -164,6 +164,10 @@ def test_over_optimisation_and_falling_log_probabilities_are_said_when_they_happ
     faster = first.logp_rejected[-1] - first.logp_rejected[0] < first.logp_chosen[-1] - first.logp_chosen[0]
     assert ("both fall" in text) == both and ("both fall, the rejected faster" in text) == (both and faster)
     assert max(r.track.true_reward[-1] for r in (*res.rl, *res.dpo)) > res.sft_track.true_reward[0] + 0.3
+    runs = (*res.rl, *res.dpo)
+    worst = run.track.kl[-1] >= max(r.track.kl[-1] for r in runs) and run.track.true_reward[-1] <= min(
+        r.track.true_reward[-1] for r in runs)
+    assert ("the RLHF run with the smallest penalty travels furthest and ends lowest" in text) == (hacked and worst)
 
 
 def test_kv_timing_sentences_follow_the_measured_times(real, site):

@@ -713,6 +713,7 @@ class AlignmentFacts:
     overoptimised: bool  # some RLHF run's RM score rose while its true reward fell from its peak
     overopt_coef: float
     overopt_drop: float
+    smallest_penalty_worst: bool  # the RLHF run with the smallest c drifts furthest and ends lowest of every run
     betas: list[float]
     dpo_steps: int
     beta_first: float
@@ -811,6 +812,9 @@ def with_facts(**fields) -> AlignmentResults:
         rl_kl_first=float(rl_kl[0]), rl_kl_last=float(rl_kl[-1]), rl_rm_first=float(r.rl[0].track.rm_score[-1]),
         rl_kl_ordered=bool(np.all(np.diff(rl_kl) < 0)),
         overoptimised=over[0], overopt_coef=over[1], overopt_drop=over[2],
+        smallest_penalty_worst=bool(
+            r.rl[0].track.kl[-1] >= max(x.track.kl[-1] for x in (*r.rl, *r.dpo))
+            and r.rl[0].track.true_reward[-1] <= min(x.track.true_reward[-1] for x in (*r.rl, *r.dpo))),
         betas=[float(b) for b in r.betas], dpo_steps=int(len(first.train_loss)),
         beta_first=first.beta, beta_last=last.beta,
         dpo_kl_first=float(dpo_kl[0]), dpo_kl_last=float(dpo_kl[-1]),
