@@ -158,7 +158,7 @@ def test_over_optimisation_and_falling_log_probabilities_are_said_when_they_happ
     peak = int(np.argmax(run.track.true_reward))
     hacked = run.track.true_reward[peak] - run.track.true_reward[-1] > 0.01 and run.track.rm_score[-1] > run.track.rm_score[peak]
     assert hacked and f.overoptimised  # the smallest penalty lets the policy exploit the reward model
-    assert ("shows **over-optimisation**" in open(CONTENT / "alignment.md").read()) and ("over-optimisation" in text)
+    assert "That run shows over-optimisation" in text
     first = res.dpo[0]
     both = first.logp_chosen[-1] < first.logp_chosen[0] and first.logp_rejected[-1] < first.logp_rejected[0]
     faster = first.logp_rejected[-1] - first.logp_rejected[0] < first.logp_chosen[-1] - first.logp_chosen[0]

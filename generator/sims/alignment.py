@@ -672,6 +672,7 @@ class AlignmentFacts:
     worst: str
     feelings: list[str]
     rewards: list[float]
+    reward_list: str  # "happy 1, sad -1, ...": each feeling and its hidden reward
     label_scale: float
     label_noise: float  # share of training pairs whose chosen ending is the worse one
     p_best_over_worst: float  # the labeller's probability of preferring the best over the worst
@@ -791,6 +792,7 @@ def with_facts(**fields) -> AlignmentResults:
     facts = AlignmentFacts(
         n_layer=r.n_layer, n_head=r.n_head, preferred=r.preferred,
         worst=r.feelings[int(np.argmin(rewards))], feelings=list(r.feelings), rewards=list(r.rewards),
+        reward_list=", ".join(f"{f} {v:g}" for f, v in zip(r.feelings, r.rewards)),
         label_scale=scale, label_noise=r.label_noise,
         p_best_over_worst=float(1 / (1 + np.exp(-scale * (rewards.max() - rewards.min())))),
         n_demos=r.n_demos, n_heldout=r.n_heldout, demo_example=shown_text(r.demo_example),
