@@ -1,7 +1,7 @@
 """The model family shipped trained: one float32 .npz and one JSON manifest per model.
 
 The family takes more compute to train than a build may spend (`python -m generator train`
-trains it: about a quarter of an hour on 2 cores), so the trained models live in the repository
+trains it: about 10 minutes on 2 cores), so the trained models live in the repository
 under content/checkpoints. Each model is two files named by its shape, e.g. gpt-2l-4h:
 
 - gpt-2l-4h.npz: the whole TrainedModel (final weights in float32, every recorded loss, the
