@@ -110,3 +110,16 @@ def test_the_build_reads_shipped_models_and_computes_the_rest(shipped_copy):
     assert lookup(train.train_model, FAMILY[1]) == "computed"  # not in the copy
     assert lookup(len, "abc") == "computed"
     assert calls == ["train_model", "len"]
+
+
+def test_the_train_command_ships_what_is_stale_and_nothing_else(tmp_path, capsys):
+    tiny = train.TrainConfig(data=train.DataConfig(n_ctx=16, train_stories=40, heldout_stories=8, seed=1),
+                             n_layer=1, n_head=1, n_embd=8, batch_size=4, steps=12, learning_rate=0.01,
+                             warmup_steps=2, weight_decay=0.1, grad_clip=1.0, eval_every=6,
+                             checkpoints=(0, 12), n_samples=1, seed=1)
+    assert checkpoints.train_family([tiny], tmp_path, workers=1) == ["gpt-1l-1h"]
+    assert checkpoints.stale([tiny], tmp_path) == [] and not (tmp_path / ".partial").exists()
+    shipped = checkpoints.load(tiny, tmp_path)
+    np.testing.assert_array_equal(shipped.train_loss, train.train_model(tiny).train_loss)  # as if trained here
+    assert checkpoints.train_family([tiny], tmp_path, workers=1) == []  # up to date: nothing to do
+    assert "every model of the family is shipped and up to date" in capsys.readouterr().err
