@@ -159,6 +159,9 @@ def test_over_optimisation_and_falling_log_probabilities_are_said_when_they_happ
     hacked = run.track.true_reward[peak] - run.track.true_reward[-1] > 0.01 and run.track.rm_score[-1] > run.track.rm_score[peak]
     assert hacked and f.overoptimised  # the smallest penalty lets the policy exploit the reward model
     assert "That run shows over-optimisation" in text
+    assert run.track.feeling_share[-1] < 0.5 and res.rl[-1].track.feeling_share[-1] > 0.9  # hacked, and held
+    assert f"it ends with {100 * run.track.feeling_share[-1]:.1f}% of its probability on any feeling" in text
+    assert "The KL penalty is what stops this" in text
     first = res.dpo[0]
     both = first.logp_chosen[-1] < first.logp_chosen[0] and first.logp_rejected[-1] < first.logp_rejected[0]
     faster = first.logp_rejected[-1] - first.logp_rejected[0] < first.logp_chosen[-1] - first.logp_chosen[0]

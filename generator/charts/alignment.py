@@ -29,9 +29,9 @@ def sft_rows(res: AlignmentResults) -> list[dict]:
     rows = []
     for s in res.sft_runs:
         rate = significant(s.learning_rate)
-        # the training loss averaged over the steps since the evaluation before (the page stays light)
-        rows += [{"rate": rate, "measure": SFT_MEASURES[0], "step": int(b), "value": significant(s.train_loss[a:b].mean(), 4)}
-                 for a, b in zip(s.eval_steps[:-1], s.eval_steps[1:])]
+        # the training loss averaged since the evaluation before (not every step: the page stays light)
+        rows += [{"rate": rate, "measure": SFT_MEASURES[0], "step": int(i), "value": significant(v, 4)}
+                 for i, v in zip(s.eval_steps[1:], s.train_loss_at_eval)]
         for measure, values in zip(SFT_MEASURES[1:], (s.recap_loss, s.exact, s.story_loss)):
             rows += [{"rate": rate, "measure": measure, "step": int(i), "value": significant(v, 4)}
                      for i, v in zip(s.eval_steps, values)]

@@ -86,6 +86,7 @@ class SFTRun:
     learning_rate: float
     train_loss: np.ndarray  # [sft_steps] bits per token of the demonstrations each step trained on
     eval_steps: np.ndarray  # [n_eval]
+    train_loss_at_eval: np.ndarray  # [n_eval - 1] mean training loss since the evaluation before
     recap_loss: np.ndarray  # [n_eval] bits per recap token, held-out
     exact: np.ndarray  # [n_eval] share of held-out recaps whose every token is the top guess
     story_loss: np.ndarray  # [n_eval] bits per token on the pretraining chapter's held-out text
@@ -532,7 +533,9 @@ def supervised_fine_tune(params, n_head, demos, heldout_demos, story_data: Data,
 
     schedule = Schedule(rate, grid.warmup_steps, grid.sft_steps)
     params, losses, eval_steps = optimise(params, grid, schedule, step, evaluate, stream=13)
-    return params, SFTRun(rate, losses * BITS, eval_steps, np.array(recap_losses), np.array(exact), np.array(story))
+    means = np.array([losses[a:b].mean() for a, b in zip(eval_steps[:-1], eval_steps[1:])])
+    return params, SFTRun(rate, losses * BITS, eval_steps, means * BITS, np.array(recap_losses), np.array(exact),
+                          np.array(story))
 
 
 def train_reward_model(sft_params, n_head, pairs, heldout_pairs, heldout_feelings, rewards, judge, grid):
@@ -643,14 +646,6 @@ def exact_share(params, n_head, demos: Sequences) -> float:
     return float(right.all(axis=-1).mean())
 
 
-def kl_per_token(logits, ref_logits, mask) -> float:  # [n_batch, n_seq, n_vocab] x2, [n_batch, n_seq] -> nats
-    """KL(pi || pi_ref) of the next-token distributions, averaged over the masked positions."""
-    log_p = log_softmax(logits.astype(np.float64))
-    log_q = log_softmax(ref_logits.astype(np.float64))
-    kl = (np.exp(log_p) * (log_p - log_q)).sum(axis=-1)  # [n_batch, n_seq]
-    return float((kl * mask).sum() / mask.sum())
-
-
 def log_softmax(x):  # [..., n_vocab] -> [..., n_vocab]
     shifted = x - x.max(axis=-1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
@@ -714,6 +709,8 @@ class AlignmentFacts:
     overoptimised: bool  # some RLHF run's RM score rose while its true reward fell from its peak
     overopt_coef: float
     overopt_drop: float
+    hacked_share: float  # probability on any feeling at the end of the smallest-c RLHF run
+    largest_c_share: float  # ... and of the largest-c run
     smallest_penalty_worst: bool  # the RLHF run with the smallest c drifts furthest and ends lowest of every run
     betas: list[float]
     dpo_steps: int
@@ -814,6 +811,7 @@ def with_facts(**fields) -> AlignmentResults:
         rl_kl_first=float(rl_kl[0]), rl_kl_last=float(rl_kl[-1]), rl_rm_first=float(r.rl[0].track.rm_score[-1]),
         rl_kl_ordered=bool(np.all(np.diff(rl_kl) < 0)),
         overoptimised=over[0], overopt_coef=over[1], overopt_drop=over[2],
+        hacked_share=float(r.rl[0].track.feeling_share[-1]), largest_c_share=float(r.rl[-1].track.feeling_share[-1]),
         smallest_penalty_worst=bool(
             r.rl[0].track.kl[-1] >= max(x.track.kl[-1] for x in (*r.rl, *r.dpo))
             and r.rl[0].track.true_reward[-1] <= min(x.track.true_reward[-1] for x in (*r.rl, *r.dpo))),

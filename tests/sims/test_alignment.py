@@ -197,6 +197,12 @@ def test_the_judge_measures_true_reward_and_kl_exactly():
     on = p[:, [VOCAB.index(f) for f in World().feelings]]
     assert true == pytest.approx(np.mean(on @ rewards + (1 - on.sum(axis=1)) * rewards.min()))
     assert share == pytest.approx(on.sum(axis=1).mean()) and p_best == pytest.approx(on[:, 0].mean())
+    other = init_params(len(VOCAB), 64, 8, 1, np.random.default_rng(7), dtype=np.float64)
+    q = gpt_forward(other, pairs.x[0::2])[np.arange(len(judge.x)), judge.at]
+    q = np.exp(q - q.max(axis=1, keepdims=True))
+    q /= q.sum(axis=1, keepdims=True)
+    by_hand = np.mean([sum(qi * math.log(qi / pi) for qi, pi in zip(qr, pr)) for qr, pr in zip(q, p)])
+    assert judge.measure(other, 2)[2] == pytest.approx(by_hand, rel=1e-9)
 
 
 def gpt_forward(params, x):
@@ -207,6 +213,8 @@ def gpt_forward(params, x):
 def test_sft_learns_the_recap_and_every_policy_starts_at_the_reference(res):
     for run in res.sft_runs:
         assert run.recap_loss[0] == pytest.approx(res.pretrained_recap_loss)
+        for (a, b), mean in zip(zip(run.eval_steps, run.eval_steps[1:]), run.train_loss_at_eval):
+            assert mean == pytest.approx(np.mean(run.train_loss[a:b]))
         assert run.recap_loss[-1] < run.recap_loss[0] - 1  # bits per recap token
         assert run.train_loss[-5:].mean() < run.train_loss[:5].mean()
     assert res.sft_chosen == al.chosen_sft(res.sft_runs)
@@ -223,7 +231,7 @@ def test_sft_learns_the_recap_and_every_policy_starts_at_the_reference(res):
 
 def test_the_sft_run_carried_forward_is_the_smallest_rate_reaching_the_target():
     def run(rate, exact):
-        return al.SFTRun(rate, np.zeros(1), np.zeros(1), np.zeros(1), np.array([exact]), np.zeros(1))
+        return al.SFTRun(rate, np.zeros(1), np.zeros(1), np.zeros(0), np.zeros(1), np.array([exact]), np.zeros(1))
     assert al.chosen_sft([run(0.1, 0.5), run(0.3, 0.95), run(1.0, 1.0)]) == 1
     assert al.chosen_sft([run(0.1, 0.5), run(0.3, 0.7)]) == 1  # none reaches it: the best
 
