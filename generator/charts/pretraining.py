@@ -139,7 +139,7 @@ def compute(res: PretrainingResults) -> alt.LayerChart:
     y = alt.Y(f"{LOSS}:Q", scale=alt.Scale(type="log", zero=False), title="held-out loss, bits per token (log scale)")
     lines = alt.Chart(alt.Data(values=compute_rows(res))).mark_line(strokeWidth=1.5, opacity=0.9).encode(
         x=x, y=y, color=alt.Color("model:N", sort=order, scale=alt.Scale(range=OKABE_ITO[:len(order)]),
-                                  legend=alt.Legend(title="model (by size)", orient="right")),
+                                  legend=alt.Legend(title="model (by size)", orient="bottom", columns=2)),
         tooltip=[alt.Tooltip("model:N"), alt.Tooltip("parameters:Q", format=","), alt.Tooltip("step:Q", format=","),
                  alt.Tooltip("FLOPs:Q", format=".3s"), alt.Tooltip(f"{LOSS}:Q", format=".4f")])
     front = alt.Chart(alt.Data(values=frontier_rows(res))).mark_line(
