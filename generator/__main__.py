@@ -24,6 +24,7 @@ from generator.chapters import CHAPTERS
 from generator.cache import Cache
 from generator.grids import GridError, load_grids
 from generator.pages.render import SPEC_DIR
+from generator.sims import rag
 from generator.sims.family import model_configs
 from generator.publish import PublishError, StagedSite, write_files
 
@@ -38,8 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     specs.add_argument("out_dir", type=Path)
     sub.add_parser("measure", help="take every timing the grids ask for, one thread each, and "
                                    "write content/measurements.json (the build reads it)")
-    trainer = sub.add_parser("train", help="train every model of the family whose shipped checkpoint "
-                                           "is missing or stale, 2 at a time, resuming an interrupted run")
+    trainer = sub.add_parser("train", help="train every model of the family, and fine-tune the RAG "
+                                           "chapter's tool models, whose shipped checkpoint is missing "
+                                           "or stale, 2 at a time, resuming an interrupted run")
     trainer.add_argument("--all", action="store_true", help="retrain every model, stale or not")
     trainer.add_argument("--workers", type=int, default=2, help="models trained at once (default 2)")
     args = parser.parse_args(argv)
@@ -60,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     if args.command == "train":
-        written = checkpoints.train_family(model_configs(grids.pretraining), workers=args.workers,
+        tools = rag.tool_trainings(grids.rag, grids.pretraining)
+        written = checkpoints.train_family(model_configs(grids.pretraining) + tools, workers=args.workers,
                                            everything=args.all)
         print(f"shipped {len(written)} model(s) to {checkpoints.CHECKPOINT_DIR}")
         return 0

@@ -48,7 +48,7 @@ def with_knowledge_base(grids: Grids, name: str, content_dir: Path,
                         pages: dict[str, str] | None = None) -> rag.RagInputs:
     """The chapter's grid and the texts it retrieves from: the site's pages as rendered (their
     numbers filled in), the questions and the conversations from content/."""
-    return knowledge_base.load(getattr(grids, name), content_dir, pages)
+    return knowledge_base.load(getattr(grids, name), content_dir, pages, grids.pretraining)
 
 
 @dataclass(frozen=True)

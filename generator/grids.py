@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from generator.sims.alignment import fitting_stories
+from generator.sims.tool_use import longest_demonstration
 from generator.sims.ledger import BYTES_PER_VALUE
 from generator.sims.stories import END, World, corpus, next_token_probs
 from generator.sims.train import fitting_starts
@@ -321,9 +322,25 @@ class RagGrid:
     hybrid_weight: float = field(default=0.5, metadata=bounded(0.0, 1.0))
     search_method: str = field(default="hybrid", metadata=text(20))  # the search tool's ranking
     seed: int = field(default=0, metadata=bounded(0))
+    # The tiny model that really calls the calculator (generator.sims.tool_use): the model of the
+    # pretraining family it is fine-tuned from, on how many questions, how long; the counts in
+    # the questions run from 1 to tool_max_count. Its two fine-tuned models ship trained
+    # (`python -m generator train`), like the family.
+    tool_n_layer: int = field(default=2, metadata=bounded(1, 12))
+    tool_n_head: int = field(default=4, metadata=bounded(1, 16))
+    tool_questions: int = field(default=4000, metadata=bounded(1, 1_000_000))
+    tool_max_count: int = field(default=99, metadata=bounded(2, 10 ** 6))
+    tool_steps: int = field(default=1500, metadata=bounded(1, 1_000_000))
+    tool_learning_rate: float = field(default=0.003, metadata=positive(0.0, 1.0))
+    tool_warmup_steps: int = field(default=20, metadata=bounded(0, 1_000_000))
+    tool_batch_size: int = field(default=32, metadata=bounded(1, 4096))
+    tool_heldout: int = field(default=300, metadata=bounded(1, 100_000))  # questions each model is measured on
 
     def __post_init__(self) -> None:
         validate(self, "grids.rag")
+        if self.tool_warmup_steps >= self.tool_steps:
+            raise GridError(f"grids.rag.tool_warmup_steps: {self.tool_warmup_steps} must be fewer than "
+                            f"the {self.tool_steps} tool_steps")
         methods = ("tf-idf", "lsa", "bm25", "hybrid")
         if self.search_method not in methods:
             raise GridError(f"grids.rag.search_method: {self.search_method!r} is not one of "
@@ -527,6 +544,12 @@ class Grids:
         if n_train < a.batch_size or a.shown_story >= n_heldout:
             raise GridError(f"grids.alignment.train_stories: {n_train} training and {n_heldout} "
                             f"held-out stories fit the context of {family.n_ctx} tokens; too few")
+        family_member(self.rag.tool_n_layer, self.rag.tool_n_head, family, "grids.rag.tool_n_layer, tool_n_head")
+        longest = longest_demonstration(self.rag.tool_max_count)
+        if longest > family.n_ctx + 1:
+            raise GridError(f"grids.rag.tool_max_count: with counts up to {self.rag.tool_max_count} a "
+                            f"demonstration runs to {longest} tokens, more than the models' context of "
+                            f"{family.n_ctx} (and the one it predicts)")
 
 
 def load_grids(mapping: Mapping[str, Any] | None = None) -> Grids:

@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 from typing import Mapping
 
-from generator.grids import RagGrid
+from generator.grids import PretrainingGrid, RagGrid
 from generator.sims.rag import RagInputs
 from generator import encodings
 from generator.sims.retrieval import ENCODING, Document, Question
@@ -31,8 +31,10 @@ class KnowledgeBaseError(ValueError):
     """A question, passage or conversation that cannot be used; the message says which."""
 
 
-def load(grid: RagGrid, content_dir: Path, pages: Mapping[str, str] | None = None) -> RagInputs:
-    """Read the knowledge base, the questions and the conversations named by the grid.
+def load(grid: RagGrid, content_dir: Path, pages: Mapping[str, str] | None = None,
+         family: PretrainingGrid | None = None) -> RagInputs:
+    """Read the knowledge base, the questions and the conversations named by the grid; the tiny
+    tool-calling model comes from `family` (the default pretraining family if None).
 
     `pages` maps content files to their rendered Markdown (numbers filled in, only the branch
     each condition took); without it, the content files' own text is read."""
@@ -40,6 +42,7 @@ def load(grid: RagGrid, content_dir: Path, pages: Mapping[str, str] | None = Non
     questions = read_questions(content_dir / grid.questions, documents)
     script = read_script(content_dir / grid.conversations)
     return RagInputs(grid=grid, documents=documents, questions=questions, script=script,
+                     family=family if family is not None else PretrainingGrid(),
                      encoding_sha256=encodings.data_sha256(ENCODING),
                      encoding=encodings.get_encoding(ENCODING))
 

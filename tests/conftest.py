@@ -118,8 +118,10 @@ def rag_inputs():
 
 
 @pytest.fixture(scope="session")
-def rag_results(rag_inputs):
-    """The RAG chapter's results, computed once per session for every module that reads them."""
+def rag_results(rag_inputs, shared_memo):
+    """The RAG chapter's results, computed once per session for every module that reads them
+    (its tiny tool models, and the model they start from, as shipped)."""
+    from generator import checkpoints
     from generator.sims import rag
 
-    return rag.simulate(rag_inputs)
+    return rag.simulate(rag_inputs, checkpoints.shipped_memo(shared_memo))

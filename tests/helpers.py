@@ -11,7 +11,7 @@ from typing import Any, Callable
 import numpy as np
 
 from generator.grids import (AlignmentGrid, AttentionGrid, BlockGrid, Grids, KVCacheGrid,
-                             PretrainingGrid, SamplingGrid)
+                             PretrainingGrid, RagGrid, SamplingGrid)
 from tests.charts.specs import inline_data
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +36,9 @@ def family_grids(family: PretrainingGrid = TINY_FAMILY, **grids: Any) -> Grids:
                                    dpo_steps=20, betas=(0.1,), eval_every=10),
         "kvcache": KVCacheGrid(model_layers=2, model_heads=2, growth_steps=6, draft_layers=1, draft_heads=1,
                                draft_lengths=(1, 2, 4), speculative_prompts=3, speculative_new_tokens=12),
+        # (a tool model's demonstrations need a context of 64: with a smaller one, Grids' last
+        # check fails, after every other chapter's)
+        "rag": RagGrid(tool_n_layer=2, tool_n_head=2),
     }
     return Grids(pretraining=family, **{**defaults, **grids})
 

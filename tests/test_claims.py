@@ -181,3 +181,49 @@ def test_kv_timing_sentences_follow_the_measured_times(real, site):
     t = real["kvcache"].times
     assert f.cached_growth == pytest.approx(t.seconds_cached[-1] / t.seconds_cached[0])
     assert np.all(np.diff(real["kvcache"].madds_uncached) > 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# The tiny model that calls the calculator (the RAG chapter's last section)
+
+
+@pytest.fixture(scope="module")
+def tool_use(rag_results):
+    """The shipped tool models measured on the default grid (the same whatever the knowledge base)."""
+    return rag_results.tool_use, rag_results.facts
+
+
+def test_every_generated_conversation_is_what_the_runtime_and_the_tokens_say(tool_use, rag_inputs):
+    import json
+
+    from generator.sims import tools
+
+    u, f = tool_use
+    calculator = [t for t in rag_inputs.script.tools if t.name == "calculator"]
+    right = {k: [] for k in u.kinds}
+    for g in u.generated:
+        for call, reply in zip(g.calls, g.replies):
+            assert reply == tools.run_call(call, calculator, {"calculator": tools.calculate})
+        last = g.tokens[len(g.tokens) - 1 - g.tokens[::-1].index("<|assistant|>") + 1:]
+        said = "".join(t for t in last if t.isdigit())
+        right[g.question.kind].append(g.finished and said == str(g.question.answer))
+    for j, k in enumerate(u.kinds):
+        assert u.accuracy[0, j] == pytest.approx(np.mean(right[k])) == pytest.approx(f.tool_accuracy[k])
+    replies = [json.loads(r) for g in u.generated for r in g.replies]
+    assert f.tool_n_calls == len(replies)
+    assert f.tool_valid_calls == pytest.approx(np.mean(["result" in r for r in replies]))
+
+
+def test_the_calculator_carries_the_answers_and_the_page_says_so(tool_use, site):
+    u, f = tool_use
+    text = page_text(site, "rag.html")
+    assert f.tool_valid_calls >= 0.95 and f.tool_right_calls >= 0.9  # the model learnt the call
+    assert f.tool_margin > 0.25  # with the tool far better than without, on every kind that needs it
+    assert "The calculator carries the arithmetic" in text
+    assert f"its best is {f.direct_best_needing:.1%}" in text
+    assert f.tool_worst_needing >= 0.9 and f.direct_best_needing < f.tool_worst_needing - 0.25
+    if f.decides_perfectly:
+        assert "never on a question about one child's count" in text
+    if f.one_is_weakest:
+        assert f"{f.one_wrong_other:.1%} of its wrong answers there are the other child's count" in text
+    assert f"It made {f.tool_n_calls} calls" in text

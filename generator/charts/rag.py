@@ -6,7 +6,8 @@ import altair as alt
 import numpy as np
 
 from generator.charts.common import OKABE_ITO, WIDTH, significant, text_on_viridis
-from generator.sims.rag import LABELS, RANKED_TOP, RagResults
+from generator.sims import tool_use
+from generator.sims.rag import KIND_NAMES, LABELS, RANKED_TOP, RagResults, shown_generated
 
 ANSWERS, OTHER, BUDGET = "#D55E00", "#0072B2", "#CC79A7"
 ROLE_COLOURS = {"system": "#999999", "user": "#0072B2", "model": "#E69F00", "runtime": "#009E73"}
@@ -215,7 +216,8 @@ def projection(res: RagResults) -> alt.LayerChart:
     """The chunks' LSA embeddings projected on their first two principal axes, with the question."""
     r, v = res.retrieval, res.retrieval.view
     question = _question_param(res)
-    chunks = [{"chunk": _chunk_label(res, c), "document": r.documents[int(v.chunk_doc[c])],
+    # The document is the chunk label's first word ("alignment.md #3"): derived in the chart, not stored.
+    chunks = [{"chunk": _chunk_label(res, c),
                "PC 1": significant(v.chunk_xy[c, 0], 4), "PC 2": significant(v.chunk_xy[c, 1], 4),
                "_answers": _answered(res, c),
                "starts": _snippet(v.chunk_text[c])}
@@ -225,7 +227,8 @@ def projection(res: RagResults) -> alt.LayerChart:
     x = alt.X("PC 1:Q", title=f"first principal axis ({v.explained[0]:.1%} of the variance)")
     y = alt.Y("PC 2:Q", title=f"second principal axis ({v.explained[1]:.1%})")
     points = alt.Chart(alt.Data(values=chunks)).transform_calculate(
-        answers="indexof(datum._answers, question) >= 0").mark_point(filled=True, opacity=0.85).encode(
+        answers="indexof(datum._answers, question) >= 0",
+        document="split(datum.chunk, ' #')[0]").mark_point(filled=True, opacity=0.85).encode(
         x=x, y=y,
         color=alt.Color("document:N", scale=alt.Scale(range=OKABE_ITO), legend=alt.Legend(title="chunk of")),
         size=alt.condition("datum.answers", alt.value(260), alt.value(50)),
@@ -272,17 +275,24 @@ def trace(res: RagResults) -> alt.LayerChart:
         if c == 0:
             turns[0]["conversation"] = -1
         rows += turns if c == 0 else [row for row in turns if row["role"] != "system"]
-    pick = _conversation_param(res)
+    return _token_lines(rows, _conversation_param(res), [alt.Tooltip("id:Q", title="token id")],
+                        "The context token by token (cl100k_base; \u21b5 = newline); the model's turns are scripted")
+
+
+def _token_lines(rows: list[dict], pick: alt.Parameter, extra_tooltip: list, title: str) -> alt.LayerChart:
+    """Token boxes at (_line, _col), tinted by role, their text on top; rows of one turn each hold
+    lists (token, _line, _col and any extra fields), flattened here; conversation -1 is shown always."""
+    lists = [k for k, v in rows[0].items() if isinstance(v, list)]
     base = alt.Chart(alt.Data(values=rows)).transform_filter(
-        "datum.conversation == conversation || datum.conversation == -1"
-    ).transform_flatten(["token", "id", "_line", "_col"]).transform_calculate(
+        f"datum.conversation == {pick.name} || datum.conversation == -1"
+    ).transform_flatten(lists).transform_calculate(
         # Vega trims a text mark's leading spaces: start the text after them instead.
         _end="datum._col + length(datum.token)",
         _text_col="datum._col + length(datum.token) - length(replace(datum.token, /^ +/, ''))")
     scale = alt.Scale(domain=[0, TRACE_COLUMNS], range=[0, TRACE_COLUMNS * CHAR_PX])
     x = alt.X("_col:Q", scale=scale, axis=None)
     y = alt.Y("_line:O", axis=None)
-    tooltip = [alt.Tooltip("token:N"), alt.Tooltip("id:Q", title="token id"), alt.Tooltip("role:N")]
+    tooltip = [alt.Tooltip("token:N"), *extra_tooltip, alt.Tooltip("role:N")]
     # Light tints under black text read the same on the light and the dark page; a one-pixel
     # gap (not a stroke, which would glare on the dark page) separates neighbouring tokens.
     tints = alt.Scale(domain=list(ROLE_COLOURS), range=[_tint(c) for c in ROLE_COLOURS.values()])
@@ -293,8 +303,7 @@ def trace(res: RagResults) -> alt.LayerChart:
                           color="black").encode(
         x=alt.X("_text_col:Q", scale=scale, axis=None), y=y, text="token:N", tooltip=tooltip)
     return alt.layer(boxes, text).add_params(pick).properties(
-        width=TRACE_COLUMNS * CHAR_PX, height={"step": 17},
-        title="The context token by token (cl100k_base; \u21b5 = newline); the model's turns are scripted")
+        width=TRACE_COLUMNS * CHAR_PX, height={"step": 17}, title=title)
 
 
 def _tint(colour: str, white: float = 0.6) -> str:
@@ -341,8 +350,66 @@ def turn_tokens(res: RagResults) -> alt.Chart:
 # The chapter
 
 
+# ---------------------------------------------------------------------------------------------
+# The tiny model that really calls the calculator
+
+
+def generated(res: RagResults) -> alt.LayerChart:
+    """Conversations the tiny model wrote on held-out questions, token by token, coloured by who
+    wrote each token; the runtime's tokens carry its whole reply (an error's words included)."""
+    gs = res.tool_use.generated
+    rows = []
+    for c, (_, i) in enumerate(shown_generated(res.tool_use)):
+        g = gs[i]
+        line, col, replies, run = 0, 0, iter(g.replies), None
+        for token, author in zip(g.tokens, g.authors):
+            if run is None or run["role"] != author:  # a row per run of one author's tokens
+                run = {"conversation": c, "role": author, "token": [], "_line": [], "_col": [],
+                       "reply": next(replies) if author == "runtime" else ""}
+                rows.append(run)
+            if col + len(token) > TRACE_COLUMNS and col > 0:
+                line, col = line + 1, 0
+            for key, value in (("token", token), ("_line", line), ("_col", col)):
+                run[key].append(value)
+            col += len(token) + 1
+            if token == tool_use.CLOSE:
+                line, col = line + 1, 0
+    titles = res.facts.generated_titles
+    pick = alt.param(name="generated", value=0, bind=alt.binding_radio(
+        options=list(range(len(titles))), labels=titles, name="question "))
+    return _token_lines(rows, pick, [alt.Tooltip("reply:N", title="the runtime's reply")],
+                        f"What the tiny model ({res.facts.tool_model}) wrote, greedy, on held-out questions")
+
+
+def tool_accuracy(res: RagResults) -> alt.Chart:
+    """Share of held-out questions answered right, per kind: the model that calls, the one that does not."""
+    u = res.tool_use
+    models = ("calls the calculator", "answers at once")
+    rows = [{"kind": KIND_NAMES[k], "model": models[m], "right": float(u.accuracy[m, j]),
+             "questions": int(u.n_heldout[j]), "called": float(u.called[j]) if m == 0 else None}
+            for j, k in enumerate(u.kinds) for m in range(2)]
+    return alt.Chart(alt.Data(values=rows)).mark_bar().encode(
+        y=alt.Y("kind:N", sort=[KIND_NAMES[k] for k in u.kinds], title=None),
+        yOffset=alt.YOffset("model:N", sort=list(models)),
+        x=alt.X("right:Q", title="share of held-out answers right", scale=alt.Scale(domain=[0, 1]),
+                axis=alt.Axis(format="%")),
+        color=alt.Color("model:N", sort=list(models), scale=alt.Scale(domain=list(models),
+                        range=[ROLE_COLOURS["model"], OTHER]), legend=alt.Legend(title="the model that", orient="top")),
+        tooltip=[alt.Tooltip("kind:N", title="question"), alt.Tooltip("model:N"),
+                 alt.Tooltip("right:Q", format=".1%", title="answered right"),
+                 alt.Tooltip("called:Q", format=".1%", title="called the calculator"),
+                 alt.Tooltip("questions:Q", title="held-out questions")],
+    ).properties(width=WIDTH, height={"step": 16},
+                 title=f"Answers right on {int(u.n_heldout.sum())} held-out questions, with the tool and without")
+
+
+# ---------------------------------------------------------------------------------------------
+# The chapter
+
+
 def figures(res: RagResults) -> dict[str, alt.TopLevelMixin]:
     """Every chart of the chapter, by the name the prose uses to place it."""
     charts = {"quality": quality, "ranked": ranked, "cosine": cosine_heatmap,
-              "projection": projection, "trace": trace, "turn_tokens": turn_tokens}
+              "projection": projection, "trace": trace, "turn_tokens": turn_tokens,
+              "generated": generated, "tool_accuracy": tool_accuracy}
     return {name: draw(res) for name, draw in charts.items()}

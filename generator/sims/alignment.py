@@ -43,9 +43,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from generator.sims.family import Memo, WithFamily, load_member, member_config, uncached
-from generator.sims.gpt import cross_entropy, gpt, gpt_backward, leaves, softmax, token_log_probs, tree_map
+from generator.sims.finetune import (Schedule, Sequences, exact_share, log_softmax, optimise, pad,
+                                     sequence_log_probs, sequence_log_probs_backward, sft_gradient)
+from generator.sims.gpt import gpt, gpt_backward, softmax
 from generator.sims.stories import END, Corpus, World, corpus, detokenize
-from generator.sims.train import BITS, AdamW, Data, global_norm, heldout_loss, learning_rate_at, make_data
+from generator.sims.train import BITS, Data, heldout_loss, make_data
 
 if TYPE_CHECKING:
     from generator.grids import AlignmentGrid
@@ -53,32 +55,6 @@ if TYPE_CHECKING:
 RECAP_LENGTH = 5  # "Tom had the ball .": who had what, copied from the story
 SFT_TARGET = 0.9  # share of held-out recaps the SFT run carried forward must reproduce
 STAGES = ("pretrained", "SFT")  # then one "RLHF, c = k" per KL coefficient and "DPO, β = b" per beta
-
-
-@dataclass(frozen=True)
-class Sequences:
-    """Prompt-and-response token sequences, padded with END; mask marks the response's targets."""
-
-    x: np.ndarray  # [n_batch, n_seq] int
-    y: np.ndarray  # [n_batch, n_seq] int  x shifted by one
-    mask: np.ndarray  # [n_batch, n_seq]  1 where y is a response token
-
-    def take(self, rows):  # [n] int -> Sequences
-        """The given rows, cut one position after the last response target any of them has (a
-        reward model reads the position that has just read the response): the causal mask makes
-        later positions irrelevant to earlier ones, so the cut changes no number."""
-        mask = self.mask[rows]
-        n_seq = min(int(np.flatnonzero(mask.any(axis=0))[-1]) + 2, mask.shape[1])
-        return Sequences(self.x[rows, :n_seq], self.y[rows, :n_seq], mask[:, :n_seq])
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """What learning_rate_at reads: the peak, the warmup and the length of one stage."""
-
-    learning_rate: float
-    warmup_steps: int
-    steps: int
 
 
 @dataclass(frozen=True)
@@ -274,18 +250,6 @@ def recap(story: list[int], vocab) -> list[int]:
     return [story[had - 1], story[had], vocab.index("the"), story[had + 3], vocab.index(".")]
 
 
-def pad(sequences: list[list[int]], prompt_lengths: list[int], n_ctx, end_id) -> Sequences:
-    """Sequences padded with END to n_ctx + 1 tokens, split into inputs and targets; the mask
-    marks the targets after each prompt, up to the sequence's end."""
-    n = len(sequences)
-    ids = np.full((n, n_ctx + 1), end_id, dtype=np.int64)  # [n_batch, n_ctx + 1]
-    mask = np.zeros((n, n_ctx))
-    for b, (s, n_prompt) in enumerate(zip(sequences, prompt_lengths)):
-        ids[b, :len(s)] = s
-        mask[b, n_prompt - 1:len(s) - 1] = 1  # target t is token t + 1
-    return Sequences(ids[:, :-1], ids[:, 1:], mask)
-
-
 def demonstration(story: list[int], vocab) -> list[int]:
     """The story (ending with END), its recap, END."""
     return story + recap(story, vocab) + [vocab.index(END)]
@@ -335,20 +299,6 @@ def pair_text(pairs: Sequences, vocab) -> tuple[str, str, str]:
 
 # ---------------------------------------------------------------------------------------------
 # Log-probabilities of responses, the losses, and their gradients
-
-
-def sequence_log_probs(logits, s: Sequences):  # [n_batch, n_seq, n_vocab], Sequences -> [n_batch]
-    """log pi(response | prompt): the summed log-probabilities of the response's tokens."""
-    return (token_log_probs(logits, s.y) * s.mask).sum(axis=-1)
-
-
-def sequence_log_probs_backward(d_logp, logits, s: Sequences):  # [n_batch], [n_batch, n_seq, n_vocab] -> dlogits
-    """Gradient of sum_b d_logp[b] log pi(response_b) with respect to the logits.
-
-    d log p(target) / d logits = onehot - softmax: minus the cross-entropy gradient, per token.
-    """
-    _, d_nll = cross_entropy(logits, s.y)  # [n_batch, n_seq, n_vocab]  (softmax - onehot) / size
-    return -d_nll * (s.y.size * d_logp[:, None] * s.mask)[..., None]
 
 
 def dpo_loss(logp_w, logp_l, ref_w, ref_l, beta):  # [n_pair] x4, float -> loss, d_logp_w, d_logp_l, margin
@@ -420,15 +370,6 @@ def policy_gradient_surrogate(logits_at, samples, advantages):  # [n, n_vocab], 
     return loss, -(advantages / n)[:, None] * (onehot - np.exp(log_p))
 
 
-def sft_gradient(params, n_head, demos: Sequences):  # -> loss (nats per response token), grads
-    """Cross-entropy of the response tokens only, and every parameter's gradient."""
-    trace = gpt(demos.x, params, n_head)
-    n_tokens = demos.mask.sum()
-    loss = float(-sequence_log_probs(trace.logits, demos).sum() / n_tokens)
-    d_logp = np.full(len(demos.x), -1 / n_tokens)
-    return loss, gpt_backward(sequence_log_probs_backward(d_logp, trace.logits, demos), trace, params)
-
-
 # ---------------------------------------------------------------------------------------------
 # Judging a policy: the hidden reward, the reward model, the drift from the reference
 
@@ -495,26 +436,6 @@ def rm_scores_of_feelings(rm_params, n_head, judge: Judge):  # -> [n_prompt, n_f
 
 # ---------------------------------------------------------------------------------------------
 # Training stages
-
-
-def optimise(params, grid: AlignmentGrid, schedule: Schedule, step_fn, evaluate, stream: int):
-    """Copy params, run schedule.steps AdamW steps of step_fn(params, rows) -> (loss, grads), and
-    call evaluate(params) every grid.eval_every steps and at the end; rows are minibatch draws."""
-    params = tree_map(np.copy, params)
-    optimiser = AdamW(params, weight_decay=0.0)
-    batches = np.random.default_rng([grid.seed, stream])
-    losses, eval_steps = np.zeros(schedule.steps), []
-    for step in range(schedule.steps + 1):
-        if step % grid.eval_every == 0 or step == schedule.steps:
-            eval_steps.append(step)
-            evaluate(params)
-        if step == schedule.steps:
-            break
-        losses[step], grads = step_fn(params, batches)
-        grads = leaves(grads)
-        norm = global_norm(grads)
-        optimiser.step(grads, learning_rate_at(step, schedule), scale=min(1.0, grid.grad_clip / max(norm, 1e-12)))
-    return params, losses, np.array(eval_steps)
 
 
 def supervised_fine_tune(params, n_head, demos, heldout_demos, story_data: Data, grid: AlignmentGrid,
@@ -637,18 +558,6 @@ def preference_tune(ref_params, n_head, pairs, heldout_pairs, heldout_demos, bet
 def recap_loss(params, n_head, demos: Sequences) -> float:  # -> bits per response token
     logits = gpt(demos.x, params, n_head).logits
     return float(-sequence_log_probs(logits, demos).sum() / demos.mask.sum() * BITS)
-
-
-def exact_share(params, n_head, demos: Sequences) -> float:
-    """Share of responses whose every token is the model's top guess (greedy decoding's output)."""
-    logits = gpt(demos.x, params, n_head).logits
-    right = (logits.argmax(axis=-1) == demos.y) | (demos.mask == 0)  # [n_batch, n_seq]
-    return float(right.all(axis=-1).mean())
-
-
-def log_softmax(x):  # [..., n_vocab] -> [..., n_vocab]
-    shifted = x - x.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
 def next_token_probs(params, n_head, ids) -> np.ndarray:  # [n_seq] int -> [n_vocab]

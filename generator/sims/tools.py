@@ -8,9 +8,12 @@ bounds); a calculator that parses arithmetic with ``ast`` and walks a whitelist 
 are huge exponents and over-long input); a search tool over this site's knowledge base; the
 context as one token sequence (real ``cl100k_base`` tokens) with the author of every token.
 
-Not simulated: the model. Its turns are scripted (written by hand in content/), with the
-runtime's result copied in where it says ``{result}``. Real chat models mark turns with
-reserved special tokens; here the markers are plain text, counted like any other.
+Two kinds of model turn. In the scripted conversations the model's turns are written by hand
+(in content/), with the runtime's result copied in where it says ``{result}``; real chat models
+mark turns with reserved special tokens, here the markers are plain text, counted like any
+other. And a tiny GPT that really calls the calculator (generator.sims.tool_use): decoded
+greedily, token by token, the runtime running every call it emits and appending the reply, and
+measured on held-out questions. Not simulated: sampling (the tiny model decodes greedily).
 """
 
 from __future__ import annotations
@@ -19,11 +22,14 @@ import ast
 import json
 import math
 import operator
+import re
 from dataclasses import dataclass
 
 import numpy as np
 
 import generator.sims.retrieval as retrieval
+import generator.sims.tool_use as tool_use
+from generator.sims.gpt import gpt
 
 MAX_EXPRESSION = 200  # characters the calculator accepts
 MAX_EXPONENT = 1000
@@ -297,4 +303,107 @@ def simulate(script, grid, documents, index, method, enc) -> ToolResults:
         traces=tuple(trace(c.name, c.title, [system] + converse(c, script.tools, runner), enc)
                      for c in script.conversations),
         search_method=method,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# A model that really calls: the tiny GPT of tool_use, decoded greedily with the runtime
+
+
+@dataclass(frozen=True)
+class Generated:
+    """One conversation the tiny model wrote, the runtime's replies in it, token by token."""
+
+    question: tool_use.Question
+    tokens: tuple[str, ...]  # [n_seq] the user's turn (END left out), then everything after
+    authors: tuple[str, ...]  # [n_seq] "user", "model" or "runtime"
+    calls: tuple[str, ...]  # [n_call] the text of each call the model emitted
+    replies: tuple[str, ...]  # [n_call] the runtime's reply to each, as JSON text
+    answer: int | None  # the number in the model's last turn; None if it has none
+    finished: bool  # False: the context filled before the model closed an answer
+
+    @property
+    def correct(self) -> bool:
+        return self.finished and self.answer == self.question.answer
+
+    @property
+    def ran(self) -> int:
+        """Calls the runtime ran (the others it refused)."""
+        return sum("result" in json.loads(r) for r in self.replies)
+
+
+def decode(model: tool_use.ToolModel, q: tool_use.Question, tools, runner) -> Generated:
+    """Greedy decoding of q's answer; a model turn that opens with the call token and closes is
+    a call, which the runtime runs (run_call) before the model goes on."""
+    vocab, n_ctx = model.vocab, model.params["wpe"].shape[0]
+    index = {w: i for i, w in enumerate(vocab)}
+    tokens = list(tool_use.prompt(q))
+    authors = ["user"] * len(tokens)
+    calls, replies, turn_start = [], [], len(tokens)
+    finished = False
+    while len(tokens) < n_ctx:
+        ids = np.array([[index[t] for t in tokens]])  # [1, n_seq]
+        token = vocab[int(gpt(ids, model.params, model.n_head).logits[0, -1].argmax())]
+        tokens.append(token)
+        authors.append("model")
+        if token != tool_use.CLOSE:
+            continue
+        turn = tokens[turn_start:]
+        if turn[0] != tool_use.CALL:
+            finished = True
+            break
+        calls.append(tool_use.call_text(turn[1:-1]))
+        replies.append(run_call(calls[-1], tools, runner))
+        reply = tool_use.reply_tokens(json.loads(replies[-1]))
+        tokens += reply
+        authors += ["runtime"] * len(reply)  # its last token hands the turn back to the model
+        turn_start = len(tokens)
+    digits = "".join(t for t in tokens[turn_start:] if t in tool_use.DIGITS or t == "-")
+    answer = int(digits) if re.fullmatch(r"-?[0-9]+", digits) else None
+    return Generated(q, tuple(tokens[1:]), tuple(authors[1:]), tuple(calls), tuple(replies), answer, finished)
+
+
+@dataclass(frozen=True)
+class ToolUseResults:
+    """The model that calls and the one that answers at once, measured on held-out questions."""
+
+    n_layer: int
+    n_head: int
+    n_new_tokens: int  # tokens added to the pretrained vocabulary
+    n_questions: int  # training questions
+    steps: int
+    train_loss: np.ndarray  # [2, steps] bits per assistant token: the model that calls, the one that does not
+    kinds: tuple[str, ...]  # [n_kind]
+    n_heldout: np.ndarray  # [n_kind] held-out questions of each kind
+    accuracy: np.ndarray  # [2, n_kind] share of right final answers: with the tool, without it
+    called: np.ndarray  # [n_kind] share of questions on which the calling model called
+    n_calls: int
+    valid_calls: float  # share of its calls the runtime ran
+    right_calls: float  # share of its calls whose value is the question's answer
+    generated: tuple[Generated, ...]  # the calling model's conversations on the held-out questions
+
+
+def evaluate_tool_use(with_tool: tool_use.ToolModel, without: tool_use.ToolModel,
+                      questions: list[tool_use.Question], tools, runner) -> ToolUseResults:
+    """Decode every held-out question with both models and count what went right."""
+    kinds = tool_use.KINDS
+    of_kind = np.array([[q.kind == k for q in questions] for k in kinds])  # [n_kind, n_question]
+    runs = [[decode(m, q, tools, runner) for q in questions] for m in (with_tool, without)]
+    right = np.array([[g.correct for g in gs] for gs in runs])  # [2, n_question]
+    called = np.array([len(g.calls) > 0 for g in runs[0]])
+    calls = [(g, r) for g in runs[0] for r in g.replies]
+    cfg = with_tool.config
+    return ToolUseResults(
+        n_layer=cfg.base.n_layer, n_head=cfg.base.n_head,
+        n_new_tokens=len(with_tool.vocab) - with_tool.n_base_vocab,
+        n_questions=cfg.n_questions, steps=cfg.steps,
+        train_loss=np.stack([with_tool.train_loss, without.train_loss]),
+        kinds=kinds, n_heldout=of_kind.sum(axis=1),
+        accuracy=(right[:, None, :] & of_kind[None]).sum(axis=-1) / of_kind.sum(axis=1),
+        called=(called & of_kind).sum(axis=1) / of_kind.sum(axis=1),
+        n_calls=len(calls),
+        valid_calls=float(np.mean(["result" in json.loads(r) for _, r in calls])) if calls else 0.0,
+        right_calls=float(np.mean([json.loads(r).get("result") == g.question.answer for g, r in calls]))
+        if calls else 0.0,
+        generated=tuple(runs[0]),
     )

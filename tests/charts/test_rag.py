@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from generator.charts import rag as charts
+from generator.sims.rag import shown_generated
 from tests.charts.specs import inline_data, params
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -133,6 +134,31 @@ def test_turn_tokens_carry_the_counts_and_the_schemas_cost(t, specs):
         assert [r["tokens"] for r in turns] == list(tr.turn_tokens)
         schemas = [r["tokens"] for r in rows if r["conversation"] == c and r["part"].startswith("schema")]
         assert schemas == list(t.schema_tokens)
+
+
+def test_generated_carries_every_token_of_the_shown_conversations_and_who_wrote_it(res, specs):
+    rows = inline_data(specs["generated"])[0]
+    shown = shown_generated(res.tool_use)
+    assert params(specs["generated"])["generated"]["bind"]["labels"] == [title for title, _ in shown]
+    for c, (_, i) in enumerate(shown):
+        g = res.tool_use.generated[i]
+        runs = [r for r in rows if r["conversation"] == c]
+        assert [t for r in runs for t in r["token"]] == list(g.tokens)
+        assert [r["role"] for r in runs for _ in r["token"]] == list(g.authors)
+        assert [r["reply"] for r in runs if r["role"] == "runtime"] == list(g.replies)
+        assert all(col + len(tok) <= charts.TRACE_COLUMNS for r in runs for tok, col in zip(r["token"], r["_col"])
+                   if col > 0)
+
+
+def test_tool_accuracy_carries_both_models_share_right_per_kind(res, specs):
+    u = res.tool_use
+    rows = inline_data(specs["tool_accuracy"])[0]
+    assert len(rows) == 2 * len(u.kinds)
+    for row in rows:
+        j = [charts.KIND_NAMES[k] for k in u.kinds].index(row["kind"])
+        m = ["calls the calculator", "answers at once"].index(row["model"])
+        assert row["right"] == u.accuracy[m, j] and row["questions"] == u.n_heldout[j]
+        assert row["called"] == (u.called[j] if m == 0 else None)
 
 
 def test_facts_are_read_off_the_results(res, r, v, t):
