@@ -15,6 +15,7 @@ VIEW_METHODS = ("lsa", "bm25", "hybrid")
 HEATMAP_TOP = 5  # the cosine heatmap shows chunks in some question's LSA top 5 ...
 HEATMAP_MAX = 40  # ... at most this many, answering and first-ranked chunks first
 TRACE_COLUMNS = 100  # characters per line of the token trace
+GENERATED_COLUMNS = 80  # ... and of the tiny model's conversations (its lines are short)
 CHAR_PX = 7.4  # width of one monospace character at TRACE_FONT px
 TRACE_FONT = 12
 MONO = 'ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace'
@@ -279,7 +280,8 @@ def trace(res: RagResults) -> alt.LayerChart:
                         "The context token by token (cl100k_base; \u21b5 = newline); the model's turns are scripted")
 
 
-def _token_lines(rows: list[dict], pick: alt.Parameter, extra_tooltip: list, title: str) -> alt.LayerChart:
+def _token_lines(rows: list[dict], pick: alt.Parameter, extra_tooltip: list, title: str,
+                 columns: int = TRACE_COLUMNS, roles: tuple[str, ...] = tuple(ROLE_COLOURS)) -> alt.LayerChart:
     """Token boxes at (_line, _col), tinted by role, their text on top; rows of one turn each hold
     lists (token, _line, _col and any extra fields), flattened here; conversation -1 is shown always."""
     lists = [k for k, v in rows[0].items() if isinstance(v, list)]
@@ -289,13 +291,13 @@ def _token_lines(rows: list[dict], pick: alt.Parameter, extra_tooltip: list, tit
         # Vega trims a text mark's leading spaces: start the text after them instead.
         _end="datum._col + length(datum.token)",
         _text_col="datum._col + length(datum.token) - length(replace(datum.token, /^ +/, ''))")
-    scale = alt.Scale(domain=[0, TRACE_COLUMNS], range=[0, TRACE_COLUMNS * CHAR_PX])
+    scale = alt.Scale(domain=[0, columns], range=[0, columns * CHAR_PX])
     x = alt.X("_col:Q", scale=scale, axis=None)
     y = alt.Y("_line:O", axis=None)
     tooltip = [alt.Tooltip("token:N"), *extra_tooltip, alt.Tooltip("role:N")]
     # Light tints under black text read the same on the light and the dark page; a one-pixel
     # gap (not a stroke, which would glare on the dark page) separates neighbouring tokens.
-    tints = alt.Scale(domain=list(ROLE_COLOURS), range=[_tint(c) for c in ROLE_COLOURS.values()])
+    tints = alt.Scale(domain=list(roles), range=[_tint(ROLE_COLOURS[r]) for r in roles])
     boxes = base.mark_rect(x2Offset=-1).encode(
         x=x, x2="_end:Q", y=y, tooltip=tooltip,
         color=alt.Color("role:N", scale=tints, legend=alt.Legend(title="written by", orient="top")))
@@ -303,7 +305,7 @@ def _token_lines(rows: list[dict], pick: alt.Parameter, extra_tooltip: list, tit
                           color="black").encode(
         x=alt.X("_text_col:Q", scale=scale, axis=None), y=y, text="token:N", tooltip=tooltip)
     return alt.layer(boxes, text).add_params(pick).properties(
-        width=TRACE_COLUMNS * CHAR_PX, height={"step": 17}, title=title)
+        width=columns * CHAR_PX, height={"step": 17}, title=title)
 
 
 def _tint(colour: str, white: float = 0.6) -> str:
@@ -367,7 +369,7 @@ def generated(res: RagResults) -> alt.LayerChart:
                 run = {"conversation": c, "role": author, "token": [], "_line": [], "_col": [],
                        "reply": next(replies) if author == "runtime" else ""}
                 rows.append(run)
-            if col + len(token) > TRACE_COLUMNS and col > 0:
+            if col + len(token) > GENERATED_COLUMNS and col > 0:
                 line, col = line + 1, 0
             for key, value in (("token", token), ("_line", line), ("_col", col)):
                 run[key].append(value)
@@ -378,7 +380,8 @@ def generated(res: RagResults) -> alt.LayerChart:
     pick = alt.param(name="generated", value=0, bind=alt.binding_radio(
         options=list(range(len(titles))), labels=titles, name="question "))
     return _token_lines(rows, pick, [alt.Tooltip("reply:N", title="the runtime's reply")],
-                        f"What the tiny model ({res.facts.tool_model}) wrote, greedy, on held-out questions")
+                        f"What the tiny model ({res.facts.tool_model}) wrote, greedy, on held-out questions",
+                        columns=GENERATED_COLUMNS, roles=("user", "model", "runtime"))
 
 
 def tool_accuracy(res: RagResults) -> alt.Chart:

@@ -146,7 +146,7 @@ def test_generated_carries_every_token_of_the_shown_conversations_and_who_wrote_
         assert [t for r in runs for t in r["token"]] == list(g.tokens)
         assert [r["role"] for r in runs for _ in r["token"]] == list(g.authors)
         assert [r["reply"] for r in runs if r["role"] == "runtime"] == list(g.replies)
-        assert all(col + len(tok) <= charts.TRACE_COLUMNS for r in runs for tok, col in zip(r["token"], r["_col"])
+        assert all(col + len(tok) <= charts.GENERATED_COLUMNS for r in runs for tok, col in zip(r["token"], r["_col"])
                    if col > 0)
 
 
