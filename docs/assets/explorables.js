@@ -163,6 +163,7 @@
     const svg = el.querySelector("svg.marks, canvas.marks");
     if (svg) {
       const description = entry.spec.description || title(el);
+      if (svg.tagName === "CANVAS") svg.setAttribute("role", "img"); // a picture with a name
       svg.setAttribute("aria-label", setting ? `${description} Showing ${setting}.` : description);
     }
   }
@@ -235,7 +236,9 @@
     const previous = charts.get(el);
     if (previous) previous.result.finalize();
     const result = await window.vegaEmbed(el, spec, {
-      renderer: el.getAttribute("data-renderer") || "svg",
+      // Dense charts ask for canvas in their spec (usermeta.renderer): thousands of SVG nodes
+      // cost more to repaint than a frame allows. Hover and tooltips work the same on either.
+      renderer: (spec.usermeta && spec.usermeta.renderer) || "svg",
       actions: { export: true, source: false, compiled: false, editor: false },
       config: themeConfig(),
     });
@@ -254,9 +257,11 @@
         syncInputs(el, entry);
         announce(el, entry, true);
         writeFragment();
-        result.view.runAfter(() => hideEmptyMarks(el));
+        result.view.runAfter(() => { hideEmptyMarks(el); refreshTable(el); });
       });
     }
+    const details = el.closest("figure").querySelector("details.explorable-table");
+    if (details && details.open && details.dataset.every !== "true") fillTable(details, false);
     el.setAttribute("data-rendered", isDark() ? "dark" : "light");
     return result;
   }
@@ -337,12 +342,58 @@
     return t;
   }
 
-  function fillTable(details) {
-    if (details.dataset.filled) return;
+  // The rows behind the marks the chart draws now (its current setting), grouped by their
+  // fields: every item of every mark of the scenegraph, axes, legends and titles left out.
+  function drawnRows(view) {
+    const groups = new Map(); // field names -> rows
+    const seen = new Set();
+    (function walk(mark) {
+      if (!mark || !mark.items || ["axis", "legend", "title"].some((r) => (mark.role || "").startsWith(r))) return;
+      mark.items.forEach((item) => {
+        if (mark.marktype === "group") return (item.items || []).forEach(walk);
+        const datum = item.datum;
+        if (mark.role !== "mark" || !datum || seen.has(datum)) return;
+        seen.add(datum);
+        const key = Object.keys(datum).filter((c) => !c.startsWith("_")).join("\u0000");
+        if (!groups.has(key)) groups.set(key, []);
+        groups.get(key).push(datum);
+      });
+    })(view.scenegraph().root);
+    return Array.from(groups.values());
+  }
+
+  // The table shows the rows drawn now, or every row of the chart's data, as the reader picks.
+  function fillTable(details, every) {
     const chart = details.closest("figure").querySelector(".explorable-chart[data-spec]");
-    const spec = JSON.parse(chart.getAttribute("data-spec"));
-    datasets(spec).forEach((rows) => details.append(table(rows, details.dataset.caption)));
+    const entry = charts.get(chart);
+    const all = every === undefined ? details.dataset.every === "true" || !entry : every;
+    details.querySelectorAll("table.explorable-data, .explorable-rows").forEach((n) => n.remove());
+    const groups = all ? datasets(JSON.parse(chart.getAttribute("data-spec"))) : drawnRows(entry.result.view);
+    const count = groups.reduce((n, rows) => n + rows.length, 0);
+    const mode = document.createElement("p");
+    mode.className = "explorable-rows";
+    mode.textContent = all ? `Every row of the chart's data (${count}). ` : `The ${count} rows drawn now. `;
+    if (entry) {
+      const toggle = document.createElement("button");
+      toggle.type = "button";
+      toggle.className = "explorable-rows-toggle";
+      toggle.textContent = all ? "Show only the rows drawn now" : "Show every row";
+      toggle.addEventListener("click", () => {
+        fillTable(details, !all);
+        details.querySelector(".explorable-rows-toggle").focus();
+      });
+      mode.append(toggle);
+    }
+    details.append(mode);
+    const caption = details.dataset.caption + (all ? "" : " (as drawn now)");
+    groups.forEach((rows) => details.append(table(rows, caption)));
+    details.dataset.every = entry ? String(all) : ""; // "": not drawn yet, not the reader's choice
     details.dataset.filled = "true";
+  }
+
+  function refreshTable(el) {
+    const details = el.closest("figure").querySelector("details.explorable-table");
+    if (details && details.open && details.dataset.every !== "true") fillTable(details);
   }
 
   // ------------------------------------------------------------------------------------------

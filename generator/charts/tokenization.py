@@ -7,14 +7,14 @@ import json
 import altair as alt
 import numpy as np
 
-from generator.charts.common import OKABE_ITO, WIDTH, significant, visible_token
+from generator.charts.common import OKABE_ITO, WIDTH, on_canvas, significant, visible_token
 from generator.sims.tokenization import ENDOFTEXT, TokenizationResults
 
 NEWEST, ODD = "#D55E00", "#0072B2"
 # Token shading in the BPE chart: alternate tokens in blue and yellow, the newest in purple;
 # light enough for black letters in either palette (Vega's dark theme leaves text marks black).
 SHADES = {"even": "#B3DDF5", "odd": "#F5ECA0", "newest": "#CC79A7"}
-MATRIX_CELLS = 64  # the score matrix is drawn with at most this many cells a side
+MATRIX_CELLS = 32  # the score matrix is drawn with at most this many cells a side
 
 
 def encoding_names(res: TokenizationResults) -> list[str]:
@@ -254,10 +254,10 @@ def bpe_steps(res: TokenizationResults, width: int = 64) -> alt.VConcatChart:
         tooltip=["step:Q", "merged:N", "count:Q", "tokens in text:Q"],
     )
     marker = slider_rule("step", "step")
-    return alt.vconcat(info, view, alt.layer(curve, marker).properties(width=width * 10, height=160)
-                       ).add_params(step).properties(
+    return on_canvas(alt.vconcat(info, view, alt.layer(curve, marker).properties(width=width * 10, height=160)
+                                 ).add_params(step).properties(
         title="A byte-level BPE learning merges on one paragraph",
-        datasets={"merges": merge_rows(res)})
+        datasets={"merges": merge_rows(res)}))
 
 
 def bpe_vocab(res: TokenizationResults) -> alt.LayerChart:
@@ -320,9 +320,10 @@ def attention(res: TokenizationResults) -> alt.VConcatChart:
         min=min(exps), max=max(exps), step=1, name="context length n = 2^"))
     side = f"min(pow(2, log2n), {MATRIX_CELLS})"
     block = f"pow(2, log2n) / {side}"
-    matrix = alt.Chart(alt.sequence(0, MATRIX_CELLS, as_="query")).transform_filter(
-        f"datum.query < {side}").transform_calculate(key=f"sequence(0, {side})").transform_flatten(
-        ["key"]).transform_calculate(
+    # The whole grid of cells is made once (it depends on no control); a change of n filters it.
+    matrix = alt.Chart(alt.sequence(0, MATRIX_CELLS, as_="query")).transform_calculate(
+        key=f"sequence(0, {MATRIX_CELLS})").transform_flatten(["key"]).transform_filter(
+        f"datum.query < {side} && datum.key < {side}").transform_calculate(
         score=f"datum.key < datum.query ? 'used' : datum.key == datum.query ? "
               f"({block} > 1 ? 'half used' : 'used') : 'masked (future token)'",
         tokens=f"'queries ' + format(datum.query * {block}, ',') + '\u2013' + "
@@ -367,8 +368,8 @@ def attention(res: TokenizationResults) -> alt.VConcatChart:
         alt.layer(ratios, four).properties(width=250, height=200,
                                            title="Measured ratio per doubling (dashed: 4)"),
     )
-    return alt.vconcat(alt.hconcat(matrix, table, spacing=30), timing).add_params(log2n).properties(
-        title="What context length costs: the score matrix, its arithmetic, measured timings")
+    return on_canvas(alt.vconcat(alt.hconcat(matrix, table, spacing=30), timing).add_params(log2n).properties(
+        title="What context length costs: the score matrix, its arithmetic, measured timings"))
 
 
 def figures(res: TokenizationResults) -> dict[str, alt.TopLevelMixin]:

@@ -60,3 +60,53 @@ def move_slider(slider, value) -> None:
         value = min(range(len(values)), key=lambda i: abs(scale(values[i]) - scale(float(value))))
     slider.fill(str(value))
     slider.dispatch_event("input")
+
+
+# Every text item a chart draws, read from its Vega scenegraph (so it works on canvas-drawn
+# charts, which have no SVG text): arg is the figure's CSS selector.
+CHART_TEXTS = """(figure) => {
+  const el = document.querySelector(figure + ' .explorable-chart');
+  const entry = el && window.explorables && window.explorables.charts.get(el);
+  if (!entry) return [];
+  const out = [];
+  (function walk(node) {
+    if (!node || !node.items) return;
+    node.items.forEach((item) => {
+      if (node.marktype === 'text' && item.text !== undefined) out.push([].concat(item.text).join(' '));
+      walk(item);
+    });
+  })(entry.result.view.scenegraph().root);
+  return out;
+}"""
+
+
+def chart_texts(page, figure: str) -> list[str]:
+    """Every text the chart in `figure` (a CSS selector) draws now, axis labels included."""
+    return page.evaluate(CHART_TEXTS, figure)
+
+
+# Every labelled mark item a chart draws, as Vega writes it into SVG (aria-roledescription and
+# aria-label), read from its scenegraph so that canvas-drawn charts answer too: (figure, role)
+# -> the labels of the items whose role description is `role` (every item's when role is null).
+MARK_LABELS = """(figure, role) => {
+  const el = document.querySelector(figure + ' .explorable-chart');
+  const entry = el && window.explorables && window.explorables.charts.get(el);
+  if (!entry) return [];
+  const out = [];
+  (function walk(mark) {
+    if (!mark || !mark.items || /^(axis|legend|title)/.test(mark.role || '')) return;
+    mark.items.forEach((item) => {
+      if (item.description != null && item.aria !== false && mark.role === 'mark'
+          && (role == null || (item.ariaRoleDescription || mark.marktype + ' mark') === role)) {
+        out.push(item.description);
+      }
+      (item.items || []).forEach(walk);
+    });
+  })(entry.result.view.scenegraph().root);
+  return out;
+}"""
+
+
+def mark_labels(page, figure: str, role: str | None = None) -> list[str]:
+    """The labels of the marks the chart in `figure` draws now, as its SVG would carry them."""
+    return page.evaluate(f"([f, r]) => ({MARK_LABELS})(f, r)", [figure, role])

@@ -3,6 +3,7 @@ contrast of every text mark in every chart, a 390 px phone, the keyboard, and st
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -198,10 +199,64 @@ def test_tabbing_into_an_open_data_table_keeps_the_layout(browser, site):
     page.evaluate("() => window.explorables.drawAll()")
     height = page.evaluate("() => document.documentElement.scrollHeight")
     page.locator("#fig-attention-heatmap details.explorable-table summary").focus()
+    page.keyboard.press("Tab")  # the button that shows every row, then the table
+    assert page.evaluate("() => document.activeElement.matches('button.explorable-rows-toggle')")
     page.keyboard.press("Tab")
     assert page.evaluate("() => document.activeElement.matches('table.explorable-data')")
     assert page.evaluate("() => document.documentElement.scrollHeight") == height
     page.context.close()
+
+
+def test_the_data_table_shows_the_rows_drawn_now_and_every_row_on_request(browser, site):
+    from tests.browser.pages import move_slider
+
+    visit = open_page(browser, site.as_uri(), "sampling.html")
+    page = visit.page
+    figure = "#fig-sampling-temperature"
+    spec = json.loads((site / "specs" / "sampling" / "temperature.vl.json").read_text())
+    every = sum(len(n["data"]["values"]) for n in _nodes(spec) if isinstance(n.get("data"), dict)
+                and isinstance(n["data"].get("values"), list))
+
+    def rows():
+        return page.eval_on_selector_all(f"{figure} table.explorable-data tbody tr", "els => els.length")
+
+    def table_text():
+        return page.eval_on_selector_all(f"{figure} table.explorable-data tbody", "bs => bs.map(b => b.innerText)")
+
+    page.locator(f"{figure} details.explorable-table summary").click()
+    drawn = page.evaluate(f"""() => {{
+        const view = window.explorables.charts.get(document.querySelector('{figure} .explorable-chart')).result.view;
+        let n = 0;
+        (function walk(mark) {{
+          if (!mark || !mark.items || /^(axis|legend|title)/.test(mark.role || '')) return;
+          mark.items.forEach(i => mark.marktype === 'group' ? (i.items || []).forEach(walk)
+                                                            : (n += mark.role === 'mark' && i.datum ? 1 : 0));
+        }})(view.scenegraph().root);
+        return n;
+    }}""")
+    assert 0 < rows() <= drawn < every
+    before = table_text()
+    move_slider(page.locator(f"{figure} input[type=range]"), "2")
+    page.wait_for_function(f"""(before) => JSON.stringify([...document.querySelectorAll('{figure} table.explorable-data tbody')]
+                                          .map(b => b.innerText)) !== JSON.stringify(before)""", arg=before)
+    assert 0 < rows() < every  # the rows drawn at the new temperature
+    page.locator(f"{figure} button.explorable-rows-toggle").click()
+    assert rows() == every  # every row of the chart's data
+    assert "Every row" in page.locator(f"{figure} .explorable-rows").inner_text()
+    page.locator(f"{figure} button.explorable-rows-toggle").click()
+    assert rows() < every
+    assert not visit.errors, visit.errors
+    page.context.close()
+
+
+def _nodes(spec):
+    if isinstance(spec, dict):
+        yield spec
+        for v in spec.values():
+            yield from _nodes(v)
+    elif isinstance(spec, list):
+        for v in spec:
+            yield from _nodes(v)
 
 
 def test_actions_menu_is_named_and_closes_on_escape(browser, site):

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.browser.pages import move_slider, open_page
+from tests.browser.pages import CHART_TEXTS, move_slider, open_page
 
 pytestmark = pytest.mark.slow
 
@@ -100,8 +100,8 @@ def test_bpe_slider_shows_the_merge_made_at_each_step(browser, site):
     first = spec["datasets"]["merges"][1]
     expected = (f"Merge 1: {first['merged']}  (pair seen {first['count']} times); the text is now "
                 f"{first['tokens in text']} tokens")
-    page.wait_for_function("""(expected) => Array.from(document.querySelectorAll(
-        '#fig-tokenization-bpe_steps svg text')).some(t => t.textContent === expected)""", arg=expected)
+    page.wait_for_function(f"""(expected) => ({CHART_TEXTS})('#fig-tokenization-bpe_steps')
+        .some(t => t === expected)""", arg=expected)
     assert visit.errors == []
     page.context.close()
 
@@ -112,9 +112,8 @@ def test_context_slider_quadruples_the_scores(browser, site):
     slider = page.locator("#fig-tokenization-attention input[type=range]")
     slider.focus()
     for n in ("1,048,576", "4,194,304"):  # 1024^2, then one step right: 2048^2
-        page.wait_for_function("""(n) => Array.from(document.querySelectorAll(
-            '#fig-tokenization-attention svg text')).some(t => t.textContent === 'score entries (n\u00b2): ' + n)""",
-                               arg=n)
+        page.wait_for_function(f"""(n) => ({CHART_TEXTS})('#fig-tokenization-attention')
+            .some(t => t === 'score entries (n\u00b2): ' + n)""", arg=n)
         page.keyboard.press("ArrowRight")
     assert visit.errors == []
     page.context.close()
