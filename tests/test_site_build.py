@@ -27,6 +27,7 @@ def set_extra(checkout: Path, extra: dict) -> None:
 def test_the_built_site_has_every_page_spec_and_vendor_file(site):
     for page in ("index.html", "sampling.html", "search/search_index.js",
                  "assets/vendor/vega-bundle.js", "assets/vendor/iframe-worker/shim.js",
+                 "assets/vendor/iframe-worker/load.js",
                  "assets/explorables.js"):
         assert (site / page).is_file(), page
     specs = sorted(p.relative_to(site).as_posix() for p in (site / "specs").rglob("*.vl.json"))

@@ -68,8 +68,11 @@ def test_dark_preference_renders_dark_from_the_start(browser, site):
     visit.page.context.close()
 
 
-def test_search_works_offline_from_disk(browser, site):
-    visit = open_page(browser, site.as_uri(), "index.html")
+@pytest.mark.parametrize("over", ["file", "http"])
+def test_search_works_from_disk_and_over_http(browser, site, site_url, over):
+    # From disk the search worker runs in an iframe (the shim); over HTTP it is a real worker,
+    # and the shim is never loaded.
+    visit = open_page(browser, site.as_uri() if over == "file" else site_url, "index.html")
     page = visit.page
     page.locator("input[data-md-component=search-query]").click()
     page.keyboard.type("nucleus")
@@ -77,6 +80,7 @@ def test_search_works_offline_from_disk(browser, site):
     titles = page.locator(".md-search-result__item").all_inner_texts()
     assert any("sampling" in t.lower() or "top-p" in t.lower() for t in titles), titles
     assert visit.errors == [] and visit.external_requests() == []
+    assert any(u.endswith("iframe-worker/shim.js") for u in visit.requests) == (over == "file")
     page.context.close()
 
 
