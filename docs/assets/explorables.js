@@ -236,9 +236,11 @@
     const previous = charts.get(el);
     if (previous) previous.result.finalize();
     const result = await window.vegaEmbed(el, spec, {
-      // Dense charts ask for canvas in their spec (usermeta.renderer): thousands of SVG nodes
-      // cost more to repaint than a frame allows. Hover and tooltips work the same on either.
-      renderer: (spec.usermeta && spec.usermeta.renderer) || "svg",
+      // Canvas: SVG nodes (one per mark, each with its own accessible label) cost more to
+      // repaint than a frame allows. Hover and tooltips work the same; a screen reader reads
+      // the chart's description, its live setting and its data table instead of every mark.
+      // A spec may still ask for SVG (usermeta.renderer).
+      renderer: (spec.usermeta && spec.usermeta.renderer) || "canvas",
       actions: { export: true, source: false, compiled: false, editor: false },
       config: themeConfig(),
     });

@@ -46,14 +46,6 @@ def theme() -> alt.theme.ThemeConfig:
     }
 
 
-def on_canvas(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
-    """Ask the page to draw the chart on a canvas (docs/assets/explorables.js reads usermeta):
-    for charts of thousands of marks, whose SVG nodes take longer than a frame to repaint. Hover
-    and tooltips work the same; the marks leave the accessibility tree, where the chart's
-    description and its data table stand for them."""
-    return chart.properties(usermeta={"renderer": "canvas"})
-
-
 def significant(x: Any, digits: int = 6) -> Any:
     """Round a number (or nested lists of numbers) to `digits` significant digits for a spec."""
     if isinstance(x, (list, tuple)):

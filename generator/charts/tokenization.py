@@ -7,7 +7,7 @@ import json
 import altair as alt
 import numpy as np
 
-from generator.charts.common import OKABE_ITO, WIDTH, on_canvas, significant, visible_token
+from generator.charts.common import OKABE_ITO, WIDTH, significant, visible_token
 from generator.sims.tokenization import ENDOFTEXT, TokenizationResults
 
 NEWEST, ODD = "#D55E00", "#0072B2"
@@ -254,10 +254,10 @@ def bpe_steps(res: TokenizationResults, width: int = 64) -> alt.VConcatChart:
         tooltip=["step:Q", "merged:N", "count:Q", "tokens in text:Q"],
     )
     marker = slider_rule("step", "step")
-    return on_canvas(alt.vconcat(info, view, alt.layer(curve, marker).properties(width=width * 10, height=160)
-                                 ).add_params(step).properties(
+    return alt.vconcat(info, view, alt.layer(curve, marker).properties(width=width * 10, height=160)
+                       ).add_params(step).properties(
         title="A byte-level BPE learning merges on one paragraph",
-        datasets={"merges": merge_rows(res)}))
+        datasets={"merges": merge_rows(res)})
 
 
 def bpe_vocab(res: TokenizationResults) -> alt.LayerChart:
@@ -368,8 +368,8 @@ def attention(res: TokenizationResults) -> alt.VConcatChart:
         alt.layer(ratios, four).properties(width=250, height=200,
                                            title="Measured ratio per doubling (dashed: 4)"),
     )
-    return on_canvas(alt.vconcat(alt.hconcat(matrix, table, spacing=30), timing).add_params(log2n).properties(
-        title="What context length costs: the score matrix, its arithmetic, measured timings"))
+    return alt.vconcat(alt.hconcat(matrix, table, spacing=30), timing).add_params(log2n).properties(
+        title="What context length costs: the score matrix, its arithmetic, measured timings")
 
 
 def figures(res: TokenizationResults) -> dict[str, alt.TopLevelMixin]:

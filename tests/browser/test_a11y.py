@@ -124,7 +124,7 @@ def test_phone_no_page_scrolls_sideways_and_no_chart_is_shrunk(browser, site, sc
         width = page.evaluate("() => document.documentElement.scrollWidth")
         if width > PHONE["width"]:
             problems.append((path, "page width", width))
-        scales = page.evaluate("""() => Array.from(document.querySelectorAll('.explorable-chart svg.marks'))
+        scales = page.evaluate("""() => Array.from(document.querySelectorAll('.explorable-chart .marks'))
             .map(s => [s.closest('.explorable-chart').dataset.name, s.getBoundingClientRect().width / Number(s.getAttribute('width'))])""")
         problems += [(path, name, round(scale, 2)) for name, scale in scales if scale < 0.9]
         page.screenshot(path=str(SCREENSHOTS / f"{path[:-5]}-390-{scheme}.png"), full_page=True)

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.browser.pages import open_page
+from tests.browser.pages import eval_marks, open_page
 from tests.charts.specs import inline_data
 
 pytestmark = pytest.mark.slow
@@ -22,7 +22,7 @@ def spec_rows(site, name):
 
 def labels(page, selector):
     """Each mark's accessible label as {field: value}."""
-    return [dict(part.split(": ", 1) for part in label.split("; ")) for label in page.eval_on_selector_all(
+    return [dict(part.split(": ", 1) for part in label.split("; ")) for label in eval_marks(page, 
         selector, "els => els.map(e => e.getAttribute('aria-label'))") if label]
 
 
@@ -33,7 +33,7 @@ def test_beta_radio_shows_that_runs_curves(browser, site):
     betas = sorted({r["beta"] for r in rows})
     assert {float(p["β"]) for p in labels(page, f"{DPO} [aria-roledescription=point]")} == {betas[0]}
     page.locator(f"{DPO} input[name=beta][value='{betas[-1]:g}']").check()  # as JavaScript writes the number
-    page.wait_for_function(f"""() => Array.from(document.querySelectorAll('{DPO} [aria-roledescription=point]'))
+    page.wait_for_function(f"""() => Array.from(__marks('{DPO} [aria-roledescription=point]'))
         .every(e => (e.getAttribute('aria-label') || '').includes('β: {betas[-1]:g};'))""")
     shown = {(p["measure"], int(p["step"])): float(p["value"].replace("\u2212", "-"))  # d3 writes a real minus
              for p in labels(page, f"{DPO} [aria-roledescription=point]")}
@@ -54,7 +54,7 @@ def test_place_radio_shows_that_places_probabilities(browser, site):
     assert {b["place"] for b in before} == {places[0]}
     page.locator(f"{NEXT} input[name=place]").nth(1).check()
     page.wait_for_function(f"""() => {{
-        const bars = Array.from(document.querySelectorAll('{NEXT} [aria-roledescription=bar]'));
+        const bars = Array.from(__marks('{NEXT} [aria-roledescription=bar]'));
         return bars.length > 0 && bars.every(e => (e.getAttribute('aria-label') || '').includes({json.dumps(places[1])}));
     }}""")
     shown = {(b["model"], b["token"]): float(b["probability"]) for b in labels(page, f"{NEXT} [aria-roledescription=bar]")}

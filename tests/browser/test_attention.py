@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.browser.pages import open_page
+from tests.browser.pages import eval_marks, open_page
 from tests.charts.specs import inline_data, params
 
 pytestmark = pytest.mark.slow
@@ -23,7 +23,7 @@ def heatmap_rows(site):
 
 def shown_cells(page):
     """{(query, key): value shown}, read from the heatmap cells' accessible labels."""
-    labels = page.eval_on_selector_all(f"{HEATMAP} [aria-roledescription='rect mark']",
+    labels = eval_marks(page, f"{HEATMAP} [aria-roledescription='rect mark']",
                                        "els => els.map(e => e.getAttribute('aria-label'))")
     cells = {}
     for label in labels:

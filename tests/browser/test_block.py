@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.browser.pages import open_page
+from tests.browser.pages import eval_marks, open_page
 from tests.charts.specs import inline_data
 
 pytestmark = pytest.mark.slow
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 def test_logit_lens_cells_show_the_precomputed_values(browser, site):
     visit = open_page(browser, site.as_uri(), "block.html")
     page = visit.page
-    labels = page.eval_on_selector_all("#fig-block-logit_lens [aria-roledescription='rect mark']",
+    labels = eval_marks(page, "#fig-block-logit_lens [aria-roledescription='rect mark']",
                                        "els => els.map(e => e.getAttribute('aria-label'))")
     spec = json.loads((site / "specs" / "block" / "logit_lens.vl.json").read_text())
     rows = next(d for d in inline_data(spec) if "top guess" in d[0])

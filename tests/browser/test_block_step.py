@@ -23,7 +23,7 @@ def test_stage_slider_shows_that_stages_numbers(browser, site, stage):
     move_slider(page.locator("#fig-block-step input[type=range]"), stage)
     page.wait_for_function(
         f"""() => {{
-            const bars = Array.from(document.querySelectorAll('#fig-block-step [aria-roledescription=bar]'));
+            const bars = Array.from(__marks('#fig-block-step [aria-roledescription=bar]'));
             return bars.length === {len(expected)}
                 && bars.every(e => (e.getAttribute('aria-label') || '').includes('stage: {stage};'));
         }}""")

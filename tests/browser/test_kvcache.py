@@ -9,7 +9,7 @@ import re
 import pytest
 
 from tests.charts.specs import inline_data
-from tests.browser.pages import move_slider, open_page
+from tests.browser.pages import eval_marks, move_slider, open_page
 
 pytestmark = pytest.mark.slow
 
@@ -21,7 +21,7 @@ def spec_rows(site, name, field):
 
 
 def labels(page, figure, role):
-    return page.eval_on_selector_all(f"#fig-kvcache-{figure} [aria-roledescription={role}]",
+    return eval_marks(page, f"#fig-kvcache-{figure} [aria-roledescription={role}]",
                                      "els => els.map(e => e.getAttribute('aria-label') || '')")
 
 
@@ -36,7 +36,7 @@ def test_step_slider_shows_the_rows_reused_and_the_one_written(browser, site, st
     expected = sorted(p for p, w in written.items() if w <= step)
     new = sorted(p for p, w in written.items() if w == step)
     page.wait_for_function(
-        f"""() => document.querySelectorAll('#fig-kvcache-growth [aria-roledescription="rect mark"]').length
+        f"""() => __marks('#fig-kvcache-growth [aria-roledescription="rect mark"]').length
                   === {len(expected) * (1 + 2 * sum(1 for r in rows if r['position'] == 0))}""")
     status = [l for l in labels(page, "growth", "'rect mark'") if "dimension" not in l]
     shown = sorted(int(re.search(r"position: (\d+)", l).group(1)) for l in status)
@@ -55,7 +55,7 @@ def test_fit_controls_show_the_precomputed_answers(browser, site):
     figure.locator("input[name=gpu][value='80']").check()
     figure.locator("input[name=precision][value=int8]").check()
     page.wait_for_function(
-        """() => Array.from(document.querySelectorAll('#fig-kvcache-fit [aria-roledescription=bar]'))
+        """() => Array.from(__marks('#fig-kvcache-fit [aria-roledescription=bar]'))
               .some(e => (e.getAttribute('aria-label') || '').includes('precision: int8')
                          && (e.getAttribute('aria-label') || '').includes('GPU memory (GB): 80'))""")
     bars = labels(page, "fit", "bar")

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from tests.browser.pages import open_page
+from tests.browser.pages import eval_marks, open_page
 from tests.charts.specs import inline_data
 
 pytestmark = pytest.mark.slow
@@ -23,9 +23,9 @@ def test_batch_control_shows_each_models_point(browser, site, batch):
     page = visit.page
     page.locator(f"#fig-kvcache-roofline input[name=batch][value='{batch}']").check()
     page.wait_for_function(
-        f"""() => Array.from(document.querySelectorAll('#fig-kvcache-roofline [aria-roledescription=point]'))
+        f"""() => Array.from(__marks('#fig-kvcache-roofline [aria-roledescription=point]'))
               .some(e => (e.getAttribute('aria-label') || '').includes('batch: {batch};'))""")
-    points = page.eval_on_selector_all("#fig-kvcache-roofline [aria-roledescription=point]",
+    points = eval_marks(page, "#fig-kvcache-roofline [aria-roledescription=point]",
                                        "els => els.map(e => e.getAttribute('aria-label') || '')")
     chosen = [p for p in points if f"batch: {batch};" in p and "FLOP per byte" in p]
     shown = {re.search(r"model: ([^;]+);", p).group(1): float(re.search(r"FLOP per byte: ([\d.,]+)", p).group(1).replace(",", ""))

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.browser.pages import move_slider, open_page
+from tests.browser.pages import CHART_TEXTS, MARK_TEXTS, eval_marks, move_slider, open_page
 from tests.charts.specs import inline_data
 
 pytestmark = pytest.mark.slow
@@ -23,7 +23,7 @@ def spec_rows(site, name, field):
 
 def highlighted_points(page):
     """(model, data, step, loss) of the coloured model's points, from their accessible labels."""
-    labels = page.eval_on_selector_all("#fig-pretraining-loss_curves [aria-roledescription=point]",
+    labels = eval_marks(page, "#fig-pretraining-loss_curves [aria-roledescription=point]",
                                        "els => els.map(e => e.getAttribute('aria-label'))")
     points = []
     for label in labels:
@@ -40,7 +40,7 @@ def test_model_radios_highlight_the_chosen_models_curves(browser, site):
     chosen = "1 layer, 2 heads"
     assert before[0][0] != chosen  # the page opens on the best model, the largest
     page.locator(f"#fig-pretraining-loss_curves input[name=model][value='{chosen}']").check()
-    page.wait_for_function("""() => Array.from(document.querySelectorAll('#fig-pretraining-loss_curves [aria-roledescription=point]'))
+    page.wait_for_function("""() => Array.from(__marks('#fig-pretraining-loss_curves [aria-roledescription=point]'))
         .every(e => (e.getAttribute('aria-label') || '').includes('model: 1 layer, 2 heads'))""")
     after = highlighted_points(page)
     rows = [r for r in spec_rows(site, "loss_curves", "step") if r["model"] == chosen]
@@ -59,9 +59,9 @@ def test_step_slider_shows_that_checkpoints_stories(browser, site):
     lines = spec_rows(site, "samples", "text")
     for step in (0, max(r["step"] for r in lines)):
         move_slider(slider, step)
-        page.wait_for_function(f"""() => Array.from(document.querySelectorAll('#fig-pretraining-samples svg text'))
-            .some(e => e.textContent.startsWith('step {step}:'))""")
-        shown = page.eval_on_selector_all("#fig-pretraining-samples svg g.mark-text.role-mark text", "els => els.map(e => e.textContent)")
+        page.wait_for_function(f"""() => ({CHART_TEXTS})('#fig-pretraining-samples')
+            .some(t => t.startsWith('step {step}:'))""")
+        shown = page.evaluate(MARK_TEXTS, "#fig-pretraining-samples")
         expected = [r["text"] for r in sorted((r for r in lines if r["step"] == step), key=lambda r: r["line"])]
         assert sorted(shown) == sorted(expected)
     assert visit.errors == []
@@ -78,10 +78,10 @@ def test_sampling_page_drives_the_trained_models_logits(browser, site):
     move_slider(slider, "0.25")
     page.locator(f"{figure} input[name=top_p][value='0.5']").check()
     page.wait_for_function(f"""() => {{
-        const bars = Array.from(document.querySelectorAll('{figure} [aria-roledescription=bar]'));
+        const bars = Array.from(__marks('{figure} [aria-roledescription=bar]'));
         return bars.length > 0 && bars.every(e => /T: 0\\.250*; top-p: 0\\.50*$/.test(e.getAttribute('aria-label') || ''));
     }}""")
-    labels = page.eval_on_selector_all(f"{figure} [aria-roledescription=bar]", "els => els.map(e => e.getAttribute('aria-label'))")
+    labels = eval_marks(page, f"{figure} [aria-roledescription=bar]", "els => els.map(e => e.getAttribute('aria-label'))")
     shown = {dict(p.split(": ", 1) for p in label.split("; "))["token"]:
              float(dict(p.split(": ", 1) for p in label.split("; "))["probability"]) for label in labels}
     expected = {r["token"]: r["probability"] for r in rows if r["T"] == 0.25 and r["top-p"] == 0.5}

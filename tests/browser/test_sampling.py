@@ -7,13 +7,13 @@ import re
 
 import pytest
 
-from tests.browser.pages import move_slider, open_page
+from tests.browser.pages import eval_marks, hover_mark, move_slider, open_page
 
 pytestmark = pytest.mark.slow
 
 
 def bar_labels(page, figure):
-    return page.eval_on_selector_all(f"#{figure} [aria-roledescription=bar]", "els => els.map(e => e.getAttribute('aria-label'))")
+    return eval_marks(page, f"#{figure} [aria-roledescription=bar]", "els => els.map(e => e.getAttribute('aria-label'))")
 
 
 def probabilities(labels):
@@ -37,7 +37,7 @@ def test_temperature_slider_shows_the_precomputed_distribution(browser, site, va
     slider = page.locator("#fig-sampling-temperature input[type=range]")
     move_slider(slider, value)
     page.wait_for_function(
-        f"""() => Array.from(document.querySelectorAll('#fig-sampling-temperature [aria-roledescription=bar]'))
+        f"""() => Array.from(__marks('#fig-sampling-temperature [aria-roledescription=bar]'))
               .some(e => (e.getAttribute('aria-label') || '').includes('temperature: {expected_t:.5f}'))""")
     shown = probabilities(bar_labels(page, "fig-sampling-temperature"))
     rows = [r for r in spec_rows(site, "temperature") if r["temperature"] == expected_t]
@@ -58,7 +58,7 @@ def test_keyboard_moves_the_temperature_slider(browser, site):
         page.keyboard.press("ArrowLeft")
     assert grid[int(slider.input_value())] == pytest.approx(0.5)
     assert page.locator("#fig-sampling-temperature .vega-bind-value").inner_text() == "0.5"
-    page.wait_for_function("""() => Array.from(document.querySelectorAll('#fig-sampling-temperature [aria-roledescription=bar]'))
+    page.wait_for_function("""() => Array.from(__marks('#fig-sampling-temperature [aria-roledescription=bar]'))
               .some(e => (e.getAttribute('aria-label') || '').includes('temperature: 0.50000'))""")
     page.context.close()
 
@@ -68,7 +68,7 @@ def test_top_k_slider_changes_which_tokens_survive(browser, site):
     page = visit.page
     slider = page.locator("#fig-sampling-top_k input[type=range]")
     move_slider(slider, "3")
-    page.wait_for_function("""() => Array.from(document.querySelectorAll('#fig-sampling-top_k [aria-roledescription=bar]'))
+    page.wait_for_function("""() => Array.from(__marks('#fig-sampling-top_k [aria-roledescription=bar]'))
               .some(e => (e.getAttribute('aria-label') || '').includes('k: 3'))""")
     labels = bar_labels(page, "fig-sampling-top_k")
     kept = {re.search(r"token: ([^;]+);", l).group(1) for l in labels if "kept: true" in l}
@@ -80,7 +80,7 @@ def test_sample_size_radio_switches_the_draws(browser, site):
     visit = open_page(browser, site.as_uri(), "sampling.html")
     page = visit.page
     page.locator("#fig-sampling-samples input[type=radio][value='10000']").check()
-    page.wait_for_function("""() => Array.from(document.querySelectorAll('#fig-sampling-samples [aria-roledescription=bar]'))
+    page.wait_for_function("""() => Array.from(__marks('#fig-sampling-samples [aria-roledescription=bar]'))
               .some(e => (e.getAttribute('aria-label') || '').includes('N: 10,000') || (e.getAttribute('aria-label') || '').includes('N: 10000'))""")
     page.context.close()
 
@@ -88,8 +88,7 @@ def test_sample_size_radio_switches_the_draws(browser, site):
 def test_hover_shows_exact_values(browser, site):
     visit = open_page(browser, site.as_uri(), "sampling.html")
     page = visit.page
-    bar = page.locator("#fig-sampling-temperature [aria-roledescription=bar]").first
-    bar.hover()
+    hover_mark(page, "#fig-sampling-temperature", "probability: ")  # the first bar
     tooltip = page.locator("#vg-tooltip-element")
     tooltip.wait_for(state="visible")
     text = tooltip.inner_text()

@@ -33,7 +33,7 @@ def test_every_page_loads_cleanly_and_draws_every_chart(browser, site, base, sch
         assert visit.external_requests() == [], (path, visit.external_requests())
         states = page.eval_on_selector_all(".explorable-chart", "els => els.map(e => e.getAttribute('data-rendered'))")
         assert all(s == scheme for s in states), (path, states)
-        drawn = page.eval_on_selector_all(".explorable-chart", "els => els.map(e => !!e.querySelector('svg'))")
+        drawn = page.eval_on_selector_all(".explorable-chart", "els => els.map(e => !!e.querySelector('canvas.marks, svg.marks'))")
         assert all(drawn), path
         page.context.close()
 
@@ -55,7 +55,16 @@ def test_charts_follow_dark_mode_and_keep_their_controls(browser, site):
     assert slider.input_value() == str(signal)
     assert page.locator("#fig-sampling-temperature .vega-bind-value").inner_text() == "0.3"
     # the dark theme really is applied: axis labels are light on the dark page
-    fill = page.eval_on_selector("#fig-sampling-temperature [aria-roledescription=axis] text", "e => e.getAttribute('fill')")
+    fill = page.evaluate("""() => {
+        const view = window.explorables.charts.get(document.querySelector('#fig-sampling-temperature .explorable-chart')).result.view;
+        let fill = null;
+        (function walk(mark) {
+          if (fill || !mark || !mark.items) return;
+          if (mark.role === 'axis-label' && mark.items.length) fill = mark.items[0].fill;
+          mark.items.forEach((item) => (item.items || []).forEach(walk));
+        })(view.scenegraph().root);
+        return fill;
+    }""")
     assert fill and fill.lower() not in ("#000", "#000000", "black", "#888")
     assert visit.errors == []
     page.context.close()
