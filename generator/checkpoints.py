@@ -83,7 +83,7 @@ def plain_config(cfg: Config) -> dict:
                                   for k, v in keyed.items()}))
 
 
-def manifest_of(model: Model, sha256: str, directory: Path = None) -> dict:
+def manifest_of(model: Model, sha256: str, directory: Path | None = None) -> dict:
     cfg = model.config
     common = {"format": FORMAT, "config": plain_config(cfg), "code_fingerprint": code_fingerprint(cfg)}
     if isinstance(model, ToolModel):

@@ -209,9 +209,40 @@ def test_every_generated_conversation_is_what_the_runtime_and_the_tokens_say(too
         right[g.question.kind].append(g.finished and said == str(g.question.answer))
     for j, k in enumerate(u.kinds):
         assert u.accuracy[0, j] == pytest.approx(np.mean(right[k])) == pytest.approx(f.tool_accuracy[k])
-    replies = [json.loads(r) for g in u.generated for r in g.replies]
+    replies = [(g, json.loads(r)) for g in u.generated for r in g.replies]
     assert f.tool_n_calls == len(replies)
-    assert f.tool_valid_calls == pytest.approx(np.mean(["result" in r for r in replies]))
+    assert f.tool_valid_calls == pytest.approx(np.mean(["result" in r for _, r in replies]))
+    assert f.tool_right_calls == pytest.approx(np.mean([r.get("result") == g.question.answer for g, r in replies]))
+    assert f.tool_n_refused == sum("error" in r for _, r in replies)
+    wrong_one = [g for g in u.generated if g.question.kind == "one" and not g.correct]
+    other = [g for g in wrong_one if g.answer == sum(g.question.counts) - g.question.answer]
+    assert f.one_wrong_other == pytest.approx(len(other) / len(wrong_one))
+
+
+def test_the_model_without_the_tool_scores_what_the_page_says(tool_use):
+    # Greedy decoding written out here, without the runtime: this model never calls.
+    from generator.grids import RagGrid, PretrainingGrid
+    from generator.sims import rag, tool_use as tu
+    from generator.sims.gpt import gpt
+
+    u, f = tool_use
+    grid = RagGrid()
+    calls, direct = (checkpoints.load(c) for c in rag.tool_trainings(grid, PretrainingGrid()))
+    questions = tu.heldout_questions(grid.tool_heldout, grid.tool_max_count, grid.seed,
+                                     tu.training_questions(calls.config))
+    assert [q.tokens for q in questions] == [g.question.tokens for g in u.generated]
+    index = {w: i for i, w in enumerate(direct.vocab)}
+    right = {k: [] for k in u.kinds}
+    for q in questions:
+        ids = [index[t] for t in tu.prompt(q)]
+        while direct.vocab[ids[-1]] != "<|end|>" or len(ids) == len(tu.prompt(q)):
+            if len(ids) == direct.params["wpe"].shape[0]:
+                break
+            ids.append(int(gpt(np.array([ids]), direct.params, direct.n_head).logits[0, -1].argmax()))
+        said = "".join(direct.vocab[i] for i in ids[len(tu.prompt(q)):] if direct.vocab[i].isdigit())
+        right[q.kind].append(direct.vocab[ids[-1]] == "<|end|>" and said == str(q.answer))
+    for j, k in enumerate(u.kinds):
+        assert f.direct_accuracy[k] == pytest.approx(np.mean(right[k])) == pytest.approx(u.accuracy[1, j])
 
 
 def test_the_calculator_carries_the_answers_and_the_page_says_so(tool_use, site):
@@ -227,3 +258,7 @@ def test_the_calculator_carries_the_answers_and_the_page_says_so(tool_use, site)
     if f.one_is_weakest:
         assert f"{f.one_wrong_other:.1%} of its wrong answers there are the other child's count" in text
     assert f"It made {f.tool_n_calls} calls" in text
+    if f.tool_n_refused == 0:
+        assert "The runtime refused none of its calls" in text
+    if f.one_wrong_other > 0.5:
+        assert "would pick between the two counts at random" in text

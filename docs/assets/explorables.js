@@ -160,11 +160,11 @@
     const status = el.parentElement.querySelector(".explorable-status");
     const setting = settingText(entry);
     if (speak && status && setting) status.textContent = `${title(el)}: ${setting}`;
-    const svg = el.querySelector("svg.marks, canvas.marks");
-    if (svg) {
+    const canvas = el.querySelector("canvas.marks");
+    if (canvas) {
       const description = entry.spec.description || title(el);
-      if (svg.tagName === "CANVAS") svg.setAttribute("role", "img"); // a picture with a name
-      svg.setAttribute("aria-label", setting ? `${description} Showing ${setting}.` : description);
+      canvas.setAttribute("role", "img"); // a picture with a name
+      canvas.setAttribute("aria-label", setting ? `${description} Showing ${setting}.` : description);
     }
   }
 
@@ -224,12 +224,6 @@
   }
 
   // A mark that draws nothing (a filter left it empty) would be announced as an unnamed graphic.
-  function hideEmptyMarks(el) {
-    el.querySelectorAll("svg [role=graphics-symbol]:not([aria-label])").forEach((g) => {
-      if (!g.querySelector("[aria-label]")) g.setAttribute("aria-hidden", "true");
-    });
-  }
-
   async function render(el, state) {
     const spec = JSON.parse(el.getAttribute("data-spec"));
     const controls = controlsOf(spec);
@@ -239,8 +233,7 @@
       // Canvas: SVG nodes (one per mark, each with its own accessible label) cost more to
       // repaint than a frame allows. Hover and tooltips work the same; a screen reader reads
       // the chart's description, its live setting and its data table instead of every mark.
-      // A spec may still ask for SVG (usermeta.renderer).
-      renderer: (spec.usermeta && spec.usermeta.renderer) || "canvas",
+      renderer: "canvas",
       actions: { export: true, source: false, compiled: false, editor: false },
       config: themeConfig(),
     });
@@ -253,13 +246,12 @@
     label(el, entry);
     syncInputs(el, entry);
     announce(el, entry, false);
-    hideEmptyMarks(el);
     for (const c of controls.values()) {
       result.view.addSignalListener(c.name, () => {
         syncInputs(el, entry);
         announce(el, entry, true);
         writeFragment();
-        result.view.runAfter(() => { hideEmptyMarks(el); refreshTable(el); });
+        result.view.runAfter(() => refreshTable(el));
       });
     }
     const details = el.closest("figure").querySelector("details.explorable-table");

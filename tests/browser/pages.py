@@ -63,103 +63,67 @@ def move_slider(slider, value) -> None:
     slider.dispatch_event("input")
 
 
-# Every text item a chart draws, read from its Vega scenegraph (so it works on canvas-drawn
-# charts, which have no SVG text): arg is the figure's CSS selector.
-CHART_TEXTS = """(figure) => {
+# Charts are drawn on canvas, so their marks are not in the DOM. Every page a test opens gets
+# these readers of a chart's Vega scenegraph (installed before the page's scripts):
+# - __scene(figure): [{mark, item, x, y}] for every item, x and y its group's offset;
+# - __marks(selector): a selector such as "#fig-x [aria-roledescription=bar]" (optionally with
+#   [aria-label*='…']) answered with objects that read like the SVG elements Vega would have
+#   written: getAttribute('aria-label' | 'aria-roledescription') and textContent.
+MARKS_SHIM = """
+window.__scene = (figure) => {
   const el = document.querySelector(figure + ' .explorable-chart');
   const entry = el && window.explorables && window.explorables.charts.get(el);
-  if (!entry) return [];
   const out = [];
-  (function walk(node) {
-    if (!node || !node.items) return;
-    node.items.forEach((item) => {
-      if (node.marktype === 'text' && item.text !== undefined) out.push([].concat(item.text).join(' '));
-      walk(item);
-    });
-  })(entry.result.view.scenegraph().root);
-  return out;
-}"""
-
-
-# The texts of the chart's own text marks (no axis, legend or title): arg is the figure's selector.
-MARK_TEXTS = """(figure) => {
-  const el = document.querySelector(figure + ' .explorable-chart');
-  const entry = el && window.explorables && window.explorables.charts.get(el);
-  if (!entry) return [];
-  const out = [];
-  (function walk(mark) {
-    if (!mark || !mark.items || /^(axis|legend|title)/.test(mark.role || '')) return;
+  (function walk(mark, x, y) {
+    if (!mark || !mark.items) return;
     mark.items.forEach((item) => {
-      if (mark.marktype === 'text' && mark.role === 'mark') out.push([].concat(item.text).join(' '));
-      (item.items || []).forEach(walk);
+      out.push({ mark, item, x, y });
+      (item.items || []).forEach((m) => walk(m, x + (item.x || 0), y + (item.y || 0)));
     });
-  })(entry.result.view.scenegraph().root);
+  })(entry && entry.result.view.scenegraph().root, 0, 0);
   return out;
-}"""
+};
+window.__own = (mark) => mark.role === 'mark' && mark.marktype !== 'group';  // not a guide
+window.__marks = (selector) => {
+  const m = selector.match(/^(.*?)\\s*\\[aria-roledescription=['"]?([^'"\\]]+)['"]?\\](?:\\[aria-label\\*=['"]([^'"]*)['"]\\])?\\s*$/);
+  if (!m) throw new Error('__marks: cannot read ' + selector);
+  const [, figure, role, contains] = m;
+  return __scene(figure.trim())
+    .filter(({ mark, item }) => __own(mark) && item.description != null && item.aria !== false
+            && (item.ariaRoleDescription || mark.marktype + ' mark') === role
+            && (contains === undefined || item.description.includes(contains)))
+    .map(({ mark, item }) => ({
+      textContent: item.text == null ? '' : [].concat(item.text).join(' '),
+      getAttribute: (name) => name === 'aria-label' ? item.description
+        : name === 'aria-roledescription' ? (item.ariaRoleDescription || mark.marktype + ' mark') : null }));
+};
+"""
 
-
-def chart_texts(page, figure: str) -> list[str]:
-    """Every text the chart in `figure` (a CSS selector) draws now, axis labels included."""
-    return page.evaluate(CHART_TEXTS, figure)
-
-
-# Every labelled mark item a chart draws, as Vega writes it into SVG (aria-roledescription and
-# aria-label), read from its scenegraph so that canvas-drawn charts answer too: (figure, role)
-# -> the labels of the items whose role description is `role` (every item's when role is null).
-MARK_LABELS = """(figure, role) => {
-  const el = document.querySelector(figure + ' .explorable-chart');
-  const entry = el && window.explorables && window.explorables.charts.get(el);
-  if (!entry) return [];
-  const out = [];
-  (function walk(mark) {
-    if (!mark || !mark.items || /^(axis|legend|title)/.test(mark.role || '')) return;
-    mark.items.forEach((item) => {
-      if (item.description != null && item.aria !== false && mark.role === 'mark'
-          && (role == null || (item.ariaRoleDescription || mark.marktype + ' mark') === role)) {
-        out.push(item.description);
-      }
-      (item.items || []).forEach(walk);
-    });
-  })(entry.result.view.scenegraph().root);
-  return out;
-}"""
-
-
-def mark_labels(page, figure: str, role: str | None = None) -> list[str]:
-    """The labels of the marks the chart in `figure` draws now, as its SVG would carry them."""
-    return page.evaluate(f"([f, r]) => ({MARK_LABELS})(f, r)", [figure, role])
-
+# Every text a chart draws (axis labels and titles too), and the texts of its own text marks.
+CHART_TEXTS = """(figure) => __scene(figure).filter(({ mark }) => mark.marktype === 'text')
+  .map(({ item }) => [].concat(item.text).join(' '))"""
+MARK_TEXTS = """(figure) => __scene(figure).filter(({ mark }) => mark.marktype === 'text' && __own(mark))
+  .map(({ item }) => [].concat(item.text).join(' '))"""
 
 # The viewport point at the middle of the first mark item whose label holds `text`: where a
 # reader would point to see its tooltip ([figure, text] -> [x, y], or null).
 MARK_POINT = """([figure, text]) => {
+  const hit = __scene(figure).find(({ mark, item }) => __own(mark) && (item.description || '').includes(text));
+  if (!hit) return null;
   const el = document.querySelector(figure + ' .explorable-chart');
   const view = window.explorables.charts.get(el).result.view;
-  let found = null;
-  (function walk(mark, ox, oy) {
-    if (found || !mark || !mark.items) return;
-    mark.items.forEach((item) => {
-      if (found) return;
-      if (mark.marktype === 'group') {
-        (item.items || []).forEach((m) => walk(m, ox + (item.x || 0), oy + (item.y || 0)));
-      } else if (mark.role === 'mark' && item.description && item.description.includes(text)) {
-        const b = item.bounds;
-        found = [ox + (b.x1 + b.x2) / 2, oy + (b.y1 + b.y2) / 2];
-      }
-    });
-  })(view.scenegraph().root, 0, 0);
-  if (!found) return null;
   const pad = view.padding();  // the scenegraph's root sits at the padding, then the origin
-  const px = view.origin()[0] + (pad.left || 0), py = view.origin()[1] + (pad.top || 0);
+  const x = view.origin()[0] + (pad.left || 0) + hit.x + (hit.item.bounds.x1 + hit.item.bounds.x2) / 2;
+  const y = view.origin()[1] + (pad.top || 0) + hit.y + (hit.item.bounds.y1 + hit.item.bounds.y2) / 2;
   // A chart wider than the column scrolls in its own box: bring the point into it first.
   for (let box = el; box && box !== document.body; box = box.parentElement) {
     if (box.scrollWidth > box.clientWidth + 1) {
-      box.scrollLeft = Math.max(0, px + found[0] - box.clientWidth / 2);
+      box.scrollLeft = Math.max(0, x - box.clientWidth / 2);
       break;
     }
   }
   const box = el.querySelector('canvas, svg').getBoundingClientRect();
-  return [box.left + px + found[0], box.top + py + found[1]];
+  return [box.left + x, box.top + y];
 }"""
 
 
@@ -170,37 +134,6 @@ def hover_mark(page, figure: str, text: str) -> None:
     assert point, f"no mark labelled {text!r} in {figure}"
     for dx in (-1, 1, 0):  # the canvas's first mousemove only starts its hover tracking
         page.mouse.move(point[0] + dx, point[1])
-
-
-# Charts are drawn on canvas, so their marks are not in the DOM. For tests, `__marks(selector)`
-# answers a selector such as "#fig-x [aria-roledescription=bar]" (optionally with
-# [aria-label*='…']) from the chart's scenegraph, with objects that read like the SVG elements
-# Vega would have written: getAttribute('aria-label' | 'aria-roledescription') and textContent.
-MARKS_SHIM = """
-window.__marks = (selector) => {
-  const m = selector.match(/^(.*?)\\s*\\[aria-roledescription=['"]?([^'"\\]]+)['"]?\\](?:\\[aria-label\\*=['"]([^'"]*)['"]\\])?\\s*$/);
-  if (!m) throw new Error('__marks: cannot read ' + selector);
-  const [, figure, role, contains] = m;
-  const el = document.querySelector(figure.trim() + ' .explorable-chart');
-  const entry = el && window.explorables && window.explorables.charts.get(el);
-  if (!entry) return [];
-  const out = [];
-  (function walk(mark) {
-    if (!mark || !mark.items || /^(axis|legend|title)/.test(mark.role || '')) return;
-    mark.items.forEach((item) => {
-      const itemRole = item.ariaRoleDescription || mark.marktype + ' mark';
-      if (mark.role === 'mark' && item.description != null && item.aria !== false && itemRole === role
-          && (contains === undefined || item.description.includes(contains))) {
-        const text = item.text == null ? '' : [].concat(item.text).join(' ');
-        out.push({ textContent: text, getAttribute: (name) => name === 'aria-label' ? item.description
-                   : name === 'aria-roledescription' ? itemRole : null });
-      }
-      (item.items || []).forEach(walk);
-    });
-  })(entry.result.view.scenegraph().root);
-  return out;
-};
-"""
 
 
 def eval_marks(page, selector: str, fn: str):

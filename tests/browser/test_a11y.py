@@ -9,6 +9,7 @@ import re
 import pytest
 
 from tests.browser.pages import open_page
+from tests.charts.specs import inline_data
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
@@ -214,8 +215,7 @@ def test_the_data_table_shows_the_rows_drawn_now_and_every_row_on_request(browse
     page = visit.page
     figure = "#fig-sampling-temperature"
     spec = json.loads((site / "specs" / "sampling" / "temperature.vl.json").read_text())
-    every = sum(len(n["data"]["values"]) for n in _nodes(spec) if isinstance(n.get("data"), dict)
-                and isinstance(n["data"].get("values"), list))
+    every = sum(len(rows) for rows in inline_data(spec))
 
     def rows():
         return page.eval_on_selector_all(f"{figure} table.explorable-data tbody tr", "els => els.length")
@@ -247,16 +247,6 @@ def test_the_data_table_shows_the_rows_drawn_now_and_every_row_on_request(browse
     assert rows() < every
     assert not visit.errors, visit.errors
     page.context.close()
-
-
-def _nodes(spec):
-    if isinstance(spec, dict):
-        yield spec
-        for v in spec.values():
-            yield from _nodes(v)
-    elif isinstance(spec, list):
-        for v in spec:
-            yield from _nodes(v)
 
 
 def test_actions_menu_is_named_and_closes_on_escape(browser, site):

@@ -11,6 +11,7 @@ import pytest
 
 from generator.grids import AlignmentGrid
 from generator.sims import alignment as al
+from generator.sims import finetune as ft
 from generator.sims.family import WithFamily, member_config
 from generator.sims.gpt import init_params, leaves
 from generator.sims.stories import END, World, corpus, vocabulary
@@ -48,7 +49,7 @@ def tiny_pairs(rng, n_pair=3, n_seq=6, n_vocab=7):
     mask = np.zeros((2 * n_pair, n_seq))
     for b in range(2 * n_pair):
         mask[b, rng.integers(1, n_seq - 1):] = 1
-    return al.Sequences(x, y, mask)
+    return ft.Sequences(x, y, mask)
 
 
 def finite_difference_check(loss_fn, params, grads, rng, n_checks=4):
@@ -78,8 +79,8 @@ def test_sft_gradient_matches_finite_differences_in_float64():
     rng = np.random.default_rng(1)
     params = init_params(7, 6, 8, 1, rng, dtype=np.float64)
     demos = tiny_pairs(rng)
-    _, grads = al.sft_gradient(params, 2, demos)
-    finite_difference_check(lambda: al.sft_gradient(params, 2, demos)[0], params, grads, rng)
+    _, grads = ft.sft_gradient(params, 2, demos)
+    finite_difference_check(lambda: ft.sft_gradient(params, 2, demos)[0], params, grads, rng)
 
 
 def test_dpo_loss_worked_by_hand_on_two_token_responses():
@@ -87,10 +88,10 @@ def test_dpo_loss_worked_by_hand_on_two_token_responses():
     def logits(*ps):
         return np.log([[[p, 1 - p] for p in ps]])
 
-    s = al.Sequences(np.zeros((1, 3), int), np.zeros((1, 3), int), np.array([[0.0, 1, 1]]))
-    policy_w = al.sequence_log_probs(logits(0.9, 0.5, 0.8), s)  # the first token is prompt: not counted
-    policy_l = al.sequence_log_probs(logits(0.9, 0.5, 0.25), s)
-    reference = al.sequence_log_probs(logits(0.1, 0.5, 0.5), s)
+    s = ft.Sequences(np.zeros((1, 3), int), np.zeros((1, 3), int), np.array([[0.0, 1, 1]]))
+    policy_w = ft.sequence_log_probs(logits(0.9, 0.5, 0.8), s)  # the first token is prompt: not counted
+    policy_l = ft.sequence_log_probs(logits(0.9, 0.5, 0.25), s)
+    reference = ft.sequence_log_probs(logits(0.1, 0.5, 0.5), s)
     assert policy_w[0] == pytest.approx(math.log(0.4))
     loss, d_w, d_l, margin = al.dpo_loss(policy_w, policy_l, reference, reference, beta=1.0)
     # beta [(log .4 - log .25) - (log .125 - log .25)] = log 3.2; -log sigmoid(log 3.2) = log(1 + 1/3.2)
