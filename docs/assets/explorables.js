@@ -249,15 +249,28 @@
     for (const c of controls.values()) {
       result.view.addSignalListener(c.name, () => {
         syncInputs(el, entry);
-        announce(el, entry, true);
-        writeFragment();
-        result.view.runAfter(() => refreshTable(el));
+        afterPause(entry, () => {
+          announce(el, entry, true);
+          writeFragment();
+          refreshTable(el);
+        });
       });
     }
     const details = el.closest("figure").querySelector("details.explorable-table");
     if (details && details.open && details.dataset.every !== "true") fillTable(details, false);
     el.setAttribute("data-rendered", isDark() ? "dark" : "light");
     return result;
+  }
+
+  // What the reader does not see move (the live region, the URL fragment, an open data table)
+  // is brought up to date once the controls rest, in a task of its own: a held arrow key repeats
+  // some 30 times a second, and every repaint in between stays within its frame. A screen reader
+  // hears the setting the reader stopped at, not every one passed on the way.
+  const PAUSE_MS = 200;
+
+  function afterPause(entry, work) {
+    clearTimeout(entry.pause);
+    entry.pause = setTimeout(work, PAUSE_MS);
   }
 
   function snapshot(el) {

@@ -160,7 +160,7 @@ def embed(name: str, spec: dict, spec_json: str, href: str, caption: str = "") -
         f'<a class="explorable-download" href="{html.escape(href)}" download>'
         "Download this chart\u2019s Vega-Lite spec (JSON)</a></figcaption>",
         # Announces the chart's setting each time a control changes it.
-        '<p class="explorable-status md-visually-hidden" aria-live="polite"></p>',
+        '<p class="explorable-status" aria-live="polite"></p>',
         f'<details class="explorable-table" data-caption="{html.escape(f"Data of {chr(0x201c)}{title}{chr(0x201d)}")}">'
         "<summary>Data table</summary></details>",
         "</figure>",
