@@ -237,7 +237,7 @@
       actions: { export: true, source: false, compiled: false, editor: false },
       config: themeConfig(),
     });
-    const entry = { result, spec, controls };
+    const entry = { el, result, spec, controls };
     if (state && Object.keys(state).length) {
       for (const [name, value] of Object.entries(state)) result.view.signal(name, value);
       await result.view.runAsync();
@@ -248,6 +248,7 @@
     announce(el, entry, false);
     for (const c of controls.values()) {
       result.view.addSignalListener(c.name, () => {
+        if (entry.warming) return;
         syncInputs(el, entry);
         afterPause(entry, () => {
           announce(el, entry, true);
@@ -259,7 +260,61 @@
     const details = el.closest("figure").querySelector("details.explorable-table");
     if (details && details.open && details.dataset.every !== "true") fillTable(details, false);
     el.setAttribute("data-rendered", isDark() ? "dark" : "light");
+    if (!warmed.has(el)) {
+      warmed.add(el);
+      warm(entry);
+    }
     return result;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Warming. A chart's first changes run Vega's update path cold (the JavaScript engine has not
+  // compiled it yet) and take two to four times as long as later ones. So once a chart is
+  // drawn, in the page's idle time, each control is moved to another setting and back, a few
+  // times, each trip in one task: no frame ever shows the detour, nothing is announced or
+  // written to the URL, and the reader's first change costs what their tenth does.
+
+  const warmed = new Set(); // chart elements whose warming has been scheduled
+  const WARM_TRIPS = 3; // trips per control: enough for the engine to compile the update path
+  let warming = Promise.resolve();
+
+  function otherValue(c, value) {
+    const bind = c.bind;
+    if (c.grid) return value + 1 < c.grid.length ? value + 1 : value - 1; // grid index
+    if (bind.options) {
+      const i = bind.options.findIndex((o) => String(o) === String(value));
+      return bind.options.length > 1 ? bind.options[(i + 1) % bind.options.length] : undefined;
+    }
+    if (bind.input === "range") {
+      const step = bind.step || 1;
+      return value + step <= bind.max ? value + step : value - step >= bind.min ? value - step : undefined;
+    }
+    if (bind.input === "checkbox") return !value;
+    return undefined;
+  }
+
+  const idle = window.requestIdleCallback
+    ? (work) => new Promise((resolve) => requestIdleCallback(() => resolve(work()), { timeout: 4000 }))
+    : (work) => new Promise((resolve) => setTimeout(() => resolve(work()), 50));
+
+  function warm(entry) {
+    const view = entry.result.view;
+    const trips = [];
+    for (let k = 0; k < WARM_TRIPS; k++) trips.push(...entry.controls.values());
+    const trip = async (c) => {
+      if (charts.get(entry.el) !== entry) return; // redrawn since (a theme switch)
+      const value = view.signal(c.name);
+      const other = otherValue(c, value);
+      if (other === undefined) return;
+      entry.warming = true;
+      try {
+        await view.signal(c.name, other).runAsync();
+        await view.signal(c.name, value).runAsync();
+      } finally {
+        entry.warming = false;
+      }
+    };
+    warming = trips.reduce((done, c) => done.then(() => idle(() => trip(c))), warming).catch(console.error);
   }
 
   // What the reader does not see move (the live region, the URL fragment, an open data table)
@@ -435,6 +490,7 @@
       charts,
       drawAll,
       get ready() { return settled(); },
+      get warmed() { return settled().then(() => warming); }, // every drawn chart warmed
     };
     document.querySelectorAll("details.explorable-table").forEach((details) => {
       details.addEventListener("toggle", () => { if (details.open) fillTable(details); });
