@@ -38,27 +38,38 @@ def sft_rows(res: AlignmentResults) -> list[dict]:
     return rows
 
 
-def panels(rows, measures, param, x_title, title, colour, columns=2) -> alt.FacetChart:
-    """Small multiples of one run's measures, the run chosen with a radio param."""
+def panels(rows, measures, param, x_title, title, colour, columns=2) -> alt.ConcatChart:
+    """Small multiples of one run's measures, the run chosen with a radio param.
+
+    Each panel's axes span its measure over every run, zero included, so they hold still while
+    the radio moves: the reader sees one run's curve move against another's, not the axes
+    rescale (and a change redraws the curves alone, not nine axes)."""
     name = param.name
-    return alt.Chart(alt.Data(values=rows)).mark_line(point=alt.OverlayMarkDef(size=18)).encode(
-        x=alt.X("step:Q", title=x_title),
-        y=alt.Y("value:Q", title=None),
+    steps = [r["step"] for r in rows]
+    base = alt.Chart().mark_line(point=alt.OverlayMarkDef(size=18)).encode(
+        x=alt.X("step:Q", title=x_title, scale=alt.Scale(domain=[min(steps), max(steps)])),
         color=alt.value(colour),
         tooltip=[alt.Tooltip(f"{KEYS[name]}:Q", title=TITLES[name]), alt.Tooltip("measure:N"),
                  alt.Tooltip("step:Q"), alt.Tooltip("value:Q", format=".4g")],
-    ).properties(width=PANEL_WIDTH, height=PANEL_HEIGHT).transform_filter(
-        f"datum.{KEYS[name]} == {name}"
-    ).facet(
-        facet=alt.Facet("measure:N", sort=list(measures), title=None), columns=columns,
-    ).add_params(param).resolve_scale(y="independent").properties(title=title)
+    ).properties(width=PANEL_WIDTH, height=PANEL_HEIGHT)
+
+    def panel(measure: str) -> alt.Chart:
+        values = [r["value"] for r in rows if r["measure"] == measure]
+        domain = [min(0.0, min(values)), max(0.0, max(values))]
+        return base.transform_filter(alt.FieldEqualPredicate(field="measure", equal=measure)).transform_filter(
+            f"datum.{KEYS[name]} == {name}"
+        ).encode(y=alt.Y("value:Q", title=None, scale=alt.Scale(domain=domain, nice=True))).properties(
+            title=alt.TitleParams(measure, fontSize=12, fontWeight="normal", anchor="middle"))
+
+    return alt.concat(*[panel(m) for m in measures], columns=columns, data=alt.Data(values=rows)).add_params(
+        param).properties(title=title)
 
 
 KEYS = {"sft_rate": "rate", "kl_coef": "coef", "beta": "beta"}  # param -> the rows' field
 TITLES = {"sft_rate": "learning rate", "kl_coef": "KL coefficient", "beta": "β"}
 
 
-def sft_curves(res: AlignmentResults) -> alt.FacetChart:
+def sft_curves(res: AlignmentResults) -> alt.ConcatChart:
     """SFT's training loss and its held-out measures, step by step, per learning rate."""
     rates = [significant(s.learning_rate) for s in res.sft_runs]
     pick = alt.param(name="sft_rate", value=significant(res.sft.learning_rate),
@@ -86,7 +97,7 @@ def rl_rows(res: AlignmentResults) -> list[dict]:
     return [row for run in res.rl for row in policy_rows(run.track, coef=significant(run.kl_coef))]
 
 
-def rl_curves(res: AlignmentResults) -> alt.FacetChart:
+def rl_curves(res: AlignmentResults) -> alt.ConcatChart:
     """RLHF's held-out measures for the KL coefficient chosen with the radio buttons."""
     coefs = [significant(r.kl_coef) for r in res.rl]
     pick = alt.param(name="kl_coef", value=coefs[0], bind=alt.binding_radio(options=coefs, name="KL coefficient "))
@@ -106,7 +117,7 @@ def dpo_rows(res: AlignmentResults) -> list[dict]:
     return rows
 
 
-def dpo_curves(res: AlignmentResults) -> alt.FacetChart:
+def dpo_curves(res: AlignmentResults) -> alt.ConcatChart:
     """DPO's held-out measures for the beta chosen with the radio buttons."""
     betas = [significant(b) for b in res.betas]
     pick = alt.param(name="beta", value=betas[0], bind=alt.binding_radio(options=betas, name="β "))
@@ -173,7 +184,10 @@ def next_tokens(res: AlignmentResults, n_shown: int = 4) -> alt.Chart:
         tooltip=[alt.Tooltip("place:N"), alt.Tooltip("stage:N", title="model"), alt.Tooltip("token:N"),
                  alt.Tooltip("probability:Q", format=".4f")],
     ).add_params(place).transform_filter("datum.place == place").properties(
-        width=480, title="What each stage predicts next in one held-out story")
+        # 8 px a bar: the nine stages of one token read as one group (at Vega-Lite's default 20
+        # px a bar the chart was 3,100 px tall, and every change repainted a canvas that size)
+        width=480, height=alt.Step(8, **{"for": "offset"}),
+        title="What each stage predicts next in one held-out story")
 
 
 def shown_text(text: str) -> str:

@@ -214,30 +214,39 @@ def bpe_steps(res: TokenizationResults, width: int = 64) -> alt.VConcatChart:
                       "_joined": b.joined_at[start:start + len(line)].tolist()})
         start += len(line)
     # One row per byte, made in the browser: the chart carries the paragraph once, as lines.
-    tokens = alt.Chart(alt.Data(values=lines)).transform_calculate(
-        _char="split(datum.paragraph, '')", _col="sequence(0, length(datum.paragraph))",
-    ).transform_flatten(["_char", "_joined", "_col"]).transform_calculate(
-        _i="datum._start + datum._col",
-        _glyph="datum._char == ' ' ? '\u2423' : datum._char",
+    # The bytes' glyphs depend on no control, so their text marks are made once; the boxes and
+    # token starts share one pipeline, the only part a change of step runs again. Dense marks
+    # (a box, a tick and a glyph per byte) carry no ARIA description: the chart is a canvas,
+    # named as a whole, and its data table reads out the bytes.
+    paragraph = alt.NamedData("paragraph")
+
+    def bytes_of(chart: alt.Chart) -> alt.Chart:
+        return chart.transform_calculate(
+            _char="split(datum.paragraph, '')", _col="sequence(0, length(datum.paragraph))",
+        ).transform_flatten(["_char", "_joined", "_col"]).transform_calculate(
+            _i="datum._start + datum._col",
+            _glyph="datum._char == ' ' ? '\u2423' : datum._char")
+
+    x = alt.X("_col:O", axis=None, scale=alt.Scale(paddingInner=0))
+    y = alt.Y("_line:O", axis=None, scale=alt.Scale(paddingInner=0.25))
+    boxes = alt.Chart().mark_rect(aria=False).encode(
+        x=x, y=y, color=alt.Color("_shade:N", scale=alt.Scale(
+            domain=list(SHADES), range=list(SHADES.values())), legend=None),
+        tooltip=[alt.Tooltip("_glyph:N", title="byte"), alt.Tooltip("_token:O", title="token number")],
+    )
+    starts = alt.Chart().transform_filter("datum._begins").mark_tick(
+        orient="vertical", thickness=2, color="#555555", aria=False).encode(
+        x=alt.X("_col:O", axis=None, bandPosition=0, scale=alt.Scale(paddingInner=0)), y=y)
+    tokens = bytes_of(alt.layer(boxes, starts, data=paragraph)).transform_calculate(
         _begins="datum._joined < 0 || datum._joined > step ? 1 : 0",
         _new="datum._joined == step && step > 0 ? 1 : 0",
     ).transform_window(
         _token="sum(_begins)", sort=[alt.SortField("_i")], frame=[None, 0]
     ).transform_joinaggregate(_newest="max(_new)", groupby=["_token"]).transform_calculate(
         _shade="datum._newest ? 'newest' : datum._token % 2 ? 'odd' : 'even'")
-    x = alt.X("_col:O", axis=None, scale=alt.Scale(paddingInner=0))
-    y = alt.Y("_line:O", axis=None, scale=alt.Scale(paddingInner=0.25))
-    boxes = tokens.mark_rect().encode(
-        x=x, y=y, color=alt.Color("_shade:N", scale=alt.Scale(
-            domain=list(SHADES), range=list(SHADES.values())), legend=None),
-        tooltip=[alt.Tooltip("_glyph:N", title="byte"), alt.Tooltip("_token:Q", title="token number")],
-    )
-    starts = tokens.transform_filter("datum._begins").mark_tick(
-        orient="vertical", thickness=2, color="#555555").encode(
-        x=alt.X("_col:O", axis=None, bandPosition=0, scale=alt.Scale(paddingInner=0)), y=y)
-    chars = tokens.mark_text(fontSize=12, font="monospace", color="black").encode(
-        x=x, y=y, text="_glyph:N")
-    view = alt.layer(boxes, starts, chars).properties(
+    chars = bytes_of(alt.Chart(paragraph)).mark_text(
+        fontSize=12, font="monospace", color="black", aria=False).encode(x=x, y=y, text="_glyph:N")
+    view = alt.layer(tokens, chars).properties(
         width=width * 10, height=len(lines) * 22,
         title={"text": {"expr": "'The paragraph\u2019s tokens after ' + step + ' merges "
                                 "(purple: the tokens this merge made)'"}},
@@ -257,7 +266,7 @@ def bpe_steps(res: TokenizationResults, width: int = 64) -> alt.VConcatChart:
     return alt.vconcat(info, view, alt.layer(curve, marker).properties(width=width * 10, height=160)
                        ).add_params(step).properties(
         title="A byte-level BPE learning merges on one paragraph",
-        datasets={"merges": merge_rows(res)})
+        datasets={"merges": merge_rows(res), "paragraph": lines})
 
 
 def bpe_vocab(res: TokenizationResults) -> alt.LayerChart:
@@ -329,7 +338,7 @@ def attention(res: TokenizationResults) -> alt.VConcatChart:
         tokens=f"'queries ' + format(datum.query * {block}, ',') + '\u2013' + "
                f"format((datum.query + 1) * {block} - 1, ',') + ', keys ' + "
                f"format(datum.key * {block}, ',') + '\u2013' + format((datum.key + 1) * {block} - 1, ',')",
-    ).mark_rect(stroke="#ffffff", strokeWidth=0.3).encode(
+    ).mark_rect(stroke="#ffffff", strokeWidth=0.3, aria=False).encode(  # a canvas, named as a whole
         x=alt.X("key:O", axis=None), y=alt.Y("query:O", axis=None),
         color=alt.Color("score:N", scale=alt.Scale(
             domain=["used", "half used", "masked (future token)"],

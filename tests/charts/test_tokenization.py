@@ -68,7 +68,7 @@ def test_special_tokens_counts(specs, res):
 
 def test_bpe_steps_carry_the_paragraph_joins_and_merges(specs, res):
     spec = specs["bpe_steps"]
-    lines = inline_data(spec)[0]
+    lines = spec["datasets"]["paragraph"]
     assert "".join(l["paragraph"] for l in lines) == res.bpe.text
     assert sum((l["_joined"] for l in lines), []) == res.bpe.joined_at.tolist()
     assert [l["_start"] for l in lines] == np.cumsum([0] + [len(l["paragraph"]) for l in lines])[:-1].tolist()
