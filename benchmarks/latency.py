@@ -11,10 +11,15 @@ of the first frame drawn after it:
 
 The wait for the next vsync between the two is left out: it is idle time, not work, and would
 put every change over a 16 ms frame however cheap it is. A PerformanceObserver counts the long
-tasks (> 50 ms) that overlap a change. Changes are timed once the page has warmed its charts (`explorables.warmed`: after the reader's
-first move, each control moved and back a few times in idle time, so that the engine has compiled
-the update path; a reader's first change comes seconds after the load). What is not measured: hover and tooltips, page load,
-and the tokenization page's text box (`typed_text_rows` in bench.py times that).
+tasks (> 50 ms) that overlap a change.
+
+Changes are timed as a reader makes them: after the page has warmed its charts
+(`explorables.warmed`: after the reader's first move, each control moved and back a few times in
+idle time, so that the engine has compiled the update path), and with each chart scrolled into
+view and its repaint landed before the first change. The harness waits on a promise in the page
+rather than polling it, which would add tasks of its own to the frames it times. What is not
+measured: hover and tooltips, page load, and the tokenization page's text box
+(`typed_text_rows` in bench.py times that).
 """
 
 from __future__ import annotations
@@ -122,8 +127,6 @@ def measure_page(browser, site: Path, name: str) -> PageLatency:
     result = PageLatency(page=name)
     if page.locator(".explorable-chart").count():
         wait_for_charts(page)
-        # The page warms each chart's update path in its idle time once the chart is drawn
-        # (explorables.js, "Warming"); a reader's first change comes seconds after the load.
         page.mouse.move(1, 1)  # a reader's first move: the page starts warming its charts
         page.evaluate("() => window.explorables.warmed")
         for control in page.locator(".explorable-chart .vega-bind").all():

@@ -269,3 +269,11 @@ def test_two_clean_builds_in_two_folders_are_byte_identical(site, tmp_path):
     assert first == second
     differ = [f for f in first if not filecmp.cmp(site / f, other / "site" / f, shallow=False)]
     assert differ == []
+
+
+def test_every_stage_of_the_real_next_token_chart_has_a_colour_of_its_own(site):
+    spec = json.loads((site / "specs" / "alignment" / "next_tokens.vl.json").read_text())
+    stages = {r["stage"] for r in spec["data"]["values"]}
+    colours = spec["encoding"]["color"]["scale"]["range"]
+    assert len(stages) >= 9  # pretrained, SFT, three RLHF and four DPO runs on the default grids
+    assert len(set(colours)) == len(colours) == len(stages)

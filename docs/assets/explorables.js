@@ -270,9 +270,10 @@
   // ------------------------------------------------------------------------------------------
   // Warming. A chart's first changes run Vega's update path cold (the JavaScript engine has not
   // compiled it yet) and take two to four times as long as later ones. So once a chart is
-  // drawn and the reader has engaged with the page, in the page's idle time, each control is moved to another setting and back, a few
-  // times, each trip in one task: no frame ever shows the detour, nothing is announced or
-  // written to the URL, and the reader's first change costs what their tenth does.
+  // drawn and the reader has engaged with the page, in its idle time, each control is moved to
+  // another setting and back, a few times, each trip in one task: no frame ever shows the
+  // detour, nothing is announced or written to the URL, and the reader's first change costs
+  // what their tenth does.
 
   const warmed = new Set(); // chart elements whose warming has been scheduled
   const WARM_TRIPS = 3; // trips per control: enough for the engine to compile the update path

@@ -5,7 +5,7 @@ from __future__ import annotations
 import altair as alt
 import numpy as np
 
-from generator.charts.common import OKABE_ITO, WIDTH, significant, visible_token
+from generator.charts.common import OKABE_ITO, WIDTH, categorical, significant, visible_token
 from generator.sims.alignment import AlignmentResults
 
 PANEL_WIDTH, PANEL_HEIGHT = 220, 150
@@ -179,7 +179,7 @@ def next_tokens(res: AlignmentResults, n_shown: int = 4) -> alt.Chart:
         y=alt.Y("token:N", sort=alt.EncodingSortField("probability", op="max", order="descending"), title=None),
         yOffset=alt.YOffset("stage:N", sort=list(res.stages)),
         x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), title="probability of the next token"),
-        color=alt.Color("stage:N", sort=list(res.stages), scale=alt.Scale(range=OKABE_ITO[:len(res.stages)]),
+        color=alt.Color("stage:N", sort=list(res.stages), scale=alt.Scale(range=categorical(len(res.stages))),
                         legend=alt.Legend(title="model", orient="bottom", columns=2)),
         tooltip=[alt.Tooltip("place:N"), alt.Tooltip("stage:N", title="model"), alt.Tooltip("token:N"),
                  alt.Tooltip("probability:Q", format=".4f")],

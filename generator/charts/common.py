@@ -18,6 +18,8 @@ import numpy as np
 # Okabe & Ito's palette without black, safe for the common colour-vision deficiencies and
 # legible on both the light and the dark page.
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#999999"]
+# A ninth colour for a chart of nine categories: ochre, 4.0:1 on both the white and the slate page.
+NINTH = "#A6761D"
 SEQUENTIAL = "viridis"
 DIVERGING = "blueorange"
 FONT = '-apple-system, BlinkMacSystemFont, "Segoe UI", Helvetica, Arial, sans-serif'
@@ -44,6 +46,14 @@ def theme() -> alt.theme.ThemeConfig:
             "title": {"fontSize": 14, "anchor": "start"},
         }
     }
+
+
+def categorical(n: int) -> list[str]:
+    """n distinct colours for n categories: Okabe & Ito's, then the ninth."""
+    colours = OKABE_ITO + [NINTH]
+    if n > len(colours):
+        raise ValueError(f"{n} categories: more than the {len(colours)} colours a reader can tell apart here")
+    return colours[:n]
 
 
 def significant(x: Any, digits: int = 6) -> Any:

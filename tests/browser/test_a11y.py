@@ -260,3 +260,49 @@ def test_actions_menu_is_named_and_closes_on_escape(browser, site):
     page.keyboard.press("Escape")
     assert not page.locator("#fig-sampling-temperature .vega-embed details").evaluate("d => d.open")
     page.context.close()
+
+
+def test_warming_moves_every_control_and_leaves_no_trace(browser, site):
+    visit = open_page(browser, site.as_uri(), "alignment.html")
+    page = visit.page
+    # Count every signal change the warming makes, and read each chart's setting before it.
+    before = page.evaluate("""() => {
+        window.__moves = {};
+        const state = {};
+        for (const [el, entry] of window.explorables.charts) for (const name of entry.controls.keys()) {
+          const key = el.dataset.name + '.' + name;
+          window.__moves[key] = 0;
+          state[key] = entry.result.view.signal(name);
+          entry.result.view.addSignalListener(name, () => { window.__moves[key] += 1; });
+        }
+        return state;
+    }""")
+    assert before  # the page has controls to warm
+    page.mouse.move(5, 5)  # the reader's first move starts the warming
+    assert page.evaluate("""() => Promise.race([window.explorables.warmed.then(() => true),
+                                                new Promise((r) => setTimeout(() => r(false), 20000))])""")
+    moves = page.evaluate("() => window.__moves")
+    assert all(n >= 2 for n in moves.values()), moves  # there and back, at least once per control
+    after = page.evaluate("""() => { const state = {};
+        for (const [el, entry] of window.explorables.charts) for (const name of entry.controls.keys())
+          state[el.dataset.name + '.' + name] = entry.result.view.signal(name);
+        return state; }""")
+    assert after == before
+    assert page.evaluate("() => location.hash") == ""  # nothing written to the URL
+    assert page.eval_on_selector_all(".explorable-status", "els => els.map(e => e.textContent)") == \
+        [""] * page.locator(".explorable-status").count()  # nothing announced
+    assert visit.errors == []
+    page.context.close()
+
+
+def test_the_live_region_speaks_after_a_change_and_is_never_drawn(browser, site):
+    visit = open_page(browser, site.as_uri(), "alignment.html")
+    page = visit.page
+    figure = "#fig-alignment-dpo_curves"
+    page.locator(f"{figure} input[name=beta]").nth(2).check()
+    page.wait_for_function(f"() => document.querySelector('{figure} .explorable-status').textContent.includes('β')")
+    box = page.locator(f"{figure} .explorable-status").bounding_box()
+    assert box["width"] <= 1 and box["height"] <= 1
+    clip = page.locator(f"{figure} .explorable-status").evaluate("e => getComputedStyle(e).clipPath")
+    assert clip.startswith("inset(50%")
+    page.context.close()

@@ -117,3 +117,23 @@ def test_context_slider_quadruples_the_scores(browser, site):
         page.keyboard.press("ArrowRight")
     assert visit.errors == []
     page.context.close()
+
+
+def test_each_matrix_cell_names_the_queries_and_keys_it_stands_for(browser, site):
+    visit = open_page(browser, site.as_uri(), "tokenization.html")
+    page = visit.page
+    slider = page.locator("#fig-tokenization-attention input[type=range]")
+    cells = """() => __scene('#fig-tokenization-attention')
+        .filter(({ mark, item }) => __own(mark) && mark.marktype === 'rect' && item.datum && 'key' in item.datum)
+        .map(({ item }) => [item.datum.query, item.datum.key, item.tooltip.cell, item.tooltip.score])"""
+    for log2n in (3, 10):  # fewer tokens than cells a side, then a block of scores a cell
+        move_slider(slider, str(log2n))
+        page.wait_for_function(f"() => ({cells})().length === {min(2 ** log2n, 32) ** 2}")
+        n = 2 ** log2n
+        block = n // min(n, 32)
+        for q, k, cell, score in page.evaluate(cells):
+            assert cell == f"queries {q * block}\u2013{(q + 1) * block - 1}, keys {k * block}\u2013{(k + 1) * block - 1}"
+            assert score == ("used" if k < q or (k == q and block == 1) else
+                             "half used" if k == q else "masked (future token)")
+    assert visit.errors == []
+    page.context.close()

@@ -26,6 +26,30 @@ def res(shared_memo):
 
 
 
+@pytest.mark.parametrize("name", ["sft_curves", "rl_curves", "dpo_curves"])
+def test_each_panels_axes_hold_its_measure_over_every_run(specs, name):
+    # The axes stay put while the radio moves, so they must hold every run's curve, zero too.
+    (rows,) = inline_data(specs[name])
+    shown = []
+    for panel in specs[name]["concat"]:
+        measure = next(t["filter"]["equal"] for t in panel["transform"] if isinstance(t["filter"], dict))
+        assert panel["title"]["text"] == measure
+        shown.append(measure)
+        values = [r["value"] for r in rows if r["measure"] == measure]
+        low, high = panel["encoding"]["y"]["scale"]["domain"]
+        assert low <= min(min(values), 0) and max(max(values), 0) <= high
+        assert panel["encoding"]["x"]["scale"]["domain"] == [min(r["step"] for r in rows),
+                                                              max(r["step"] for r in rows)]
+    assert sorted(shown) == sorted({r["measure"] for r in rows})
+
+
+def test_every_stage_of_the_next_token_chart_has_a_colour_of_its_own(specs):
+    (rows,) = inline_data(specs["next_tokens"])
+    stages = {r["stage"] for r in rows}
+    colours = specs["next_tokens"]["encoding"]["color"]["scale"]["range"]
+    assert len(set(colours)) == len(colours) == len(stages)
+
+
 def by_measure(rows, measure, **match):
     picked = [r for r in rows if r["measure"] == measure and all(r[k] == v for k, v in match.items())]
     return [r["step"] for r in picked], [r["value"] for r in picked]
