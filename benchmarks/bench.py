@@ -7,6 +7,8 @@ Runs, on a temp copy of the checkout:
 4. every bound control of every chart in headless Chromium, timing each change's work up to the
    repainted frame (benchmarks/latency.py; `--latency-only SITE_DIR` runs this part alone on a
    built site),
+5. every page's load in headless Chromium, desktop and phone: first paint, first chart drawn,
+   total blocking time (benchmarks/load.py; `--load-only SITE_DIR`),
 and reads each chapter's simulation time from the clean build's log, then prints one table of measurements against their budgets and exits 1 if any is over.
 Timings depend on the machine: the budgets are for 2 cores.
 """
@@ -48,9 +50,13 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temp checkout")
     parser.add_argument("--latency-only", metavar="SITE_DIR", type=Path,
                         help="only time the chart controls of an already built site")
+    parser.add_argument("--load-only", metavar="SITE_DIR", type=Path,
+                        help="only time the page loads of an already built site")
     args = parser.parse_args()
     if args.latency_only:
         return print_table(latency_rows(args.latency_only.resolve()))
+    if args.load_only:
+        return print_table(load_rows(args.load_only.resolve()))
 
     from generator.chapters import CHAPTERS, DEFAULT_PAGE_BUDGET
 
@@ -85,6 +91,7 @@ def main() -> int:
     rows.append((f"shared bundle {BUNDLE}", f"{(site / BUNDLE).stat().st_size / 1000:.0f} KB", "-", True))
     rows += typed_text_rows(site)
     rows += latency_rows(site)
+    rows += load_rows(site)
 
     status = print_table(rows)
     if not args.keep:
@@ -161,32 +168,65 @@ def typed_text_rows(site: Path) -> list[tuple[str, str, str, bool]]:
                        TYPED_TEXT_BUDGET_MS, "ms")]
 
 
-def latency_rows(site: Path) -> list[tuple[str, str, str, bool]]:
-    """Per page with chart controls: the work per change (p95 against one 60 Hz frame, p50 and
-    max beside it) and the long tasks during the changes, in headless Chromium from file://."""
+def in_chromium(measure, site: Path):
+    """measure(browser, site) in the tests' headless Chromium, or None if it is not installed."""
     from tests.conftest import CHROMIUM, CHROMIUM_ARGS
 
     if not CHROMIUM.exists():
-        return [("chart control latency", "no Chromium", "-", True)]
+        return None
     from playwright.sync_api import sync_playwright
-
-    from benchmarks.latency import FRAME_BUDGET_MS, LONG_TASK_BUDGET, measure_site
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        pages = measure_site(browser, site)
-        browser.close()
+        try:
+            return measure(browser, site)
+        finally:
+            browser.close()
+
+
+def latency_rows(site: Path) -> list[tuple[str, str, str, bool]]:
+    """Per page with chart controls: the work per change, the main thread's CPU time (p95
+    against one 60 Hz frame, p50 and max beside it), its wall-clock span, and the long tasks
+    during the changes, in headless Chromium from file:// (benchmarks/latency.py)."""
+    from benchmarks import latency
+    from benchmarks.latency import FRAME_BUDGET_MS, LONG_TASK_BUDGET
+
+    pages = in_chromium(latency.measure_site, site)
+    if pages is None:
+        return [("chart control latency", "no Chromium", "-", True)]
     rows = []
     for r in pages:
         if not r.changes:
-            rows.append((f"repaint p95 {r.page}", "no change", "-", True))
+            rows.append((f"repaint work p95 {r.page}", "no change", "-", True))
             continue
-        rows.append(row(f"repaint p95 {r.page} ({r.controls} controls, {r.changes} changes)",
+        rows.append(row(f"repaint work p95 {r.page} ({r.controls} controls, {r.changes} changes)",
                         r.percentile(95), FRAME_BUDGET_MS, "ms"))
-        rows.append((f"repaint p50 / max {r.page}", f"{r.percentile(50):.0f} / {r.percentile(100):.0f} ms", "-", True))
+        rows.append((f"repaint work p50 / max {r.page}", f"{r.percentile(50):.0f} / {r.percentile(100):.0f} ms", "-", True))
+        rows.append((f"  wall clock p50 / p95 {r.page} (with the waits)",
+                     f"{r.percentile(50, 'span_ms'):.0f} / {r.percentile(95, 'span_ms'):.0f} ms", "-", True))
         rows.append(row(f"long tasks {r.page} (> 50 ms, during changes)", r.long_tasks, LONG_TASK_BUDGET, "tasks"))
         if r.missed:
             rows.append((f"  actions that changed nothing on {r.page}", str(len(r.missed)), "-", True))
+    return rows
+
+
+def load_rows(site: Path) -> list[tuple[str, str, str, bool]]:
+    """Per page and viewport (desktop, phone): first contentful paint, first chart drawn, total
+    blocking time during the load and the charts drawn by then, in headless Chromium from
+    file://, the median of a few fresh loads (benchmarks/load.py). Reported, not budgeted: the
+    issue's targets are Lighthouse's, under its mobile throttling."""
+    from benchmarks import load
+
+    loads = in_chromium(load.measure_site, site)
+    if loads is None:
+        return [("page load", "no Chromium", "-", True)]
+    rows = []
+    for r in loads:
+        first = "none in view" if r.first_chart_ms is None else f"{r.first_chart_ms:.0f} ms"
+        rows.append((f"load {r.page} ({r.viewport}): first paint / first chart / blocking",
+                     f"{r.fcp_ms:.0f} / {first} / {r.blocking_ms:.0f} ms", "-", True))
+        if r.charts:
+            rows.append((f"  charts drawn at load {r.page} ({r.viewport})", f"{r.drawn} of {r.charts}", "-", True))
     return rows
 
 

@@ -3,8 +3,8 @@ r"""Third-party browser files, taken from installed registry packages at build t
 - Vega, Vega-Lite and vega-embed: the single-file bundle that the PyPI package
   vl-convert-python ships (it sets ``window.vegaEmbed``), cached by its version.
 - iframe-worker's shim (npm package, installed by ``npm ci``): lets Material's search worker
-  run on pages opened from file://. Pages load it through ``IFRAME_WORKER_LOADER``, which adds
-  it only there: over HTTP the search worker is a real worker, off the page's main thread.
+  run on pages opened from file://. A script in each page's head (docs/overrides/main.html)
+  adds it only there: over HTTP the search worker is a real worker, off the page's main thread.
 - gpt-tokenizer's browser builds (npm package, installed by ``npm ci``), one classic script per
   encoding (``window.GPTTokenizer_<name>``): the tokenization page's text box adds them as script
   tags when the reader first uses it, so they work from file:// and never count in a page.
@@ -32,13 +32,6 @@ from generator.cache import Cache, code_fingerprint
 ROOT = Path(__file__).resolve().parent.parent
 VEGA_BUNDLE = "assets/vendor/vega-bundle.js"
 IFRAME_WORKER = "assets/vendor/iframe-worker/shim.js"
-IFRAME_WORKER_LOADER = "assets/vendor/iframe-worker/load.js"
-# Run while the page is parsed (a classic script in <head>, as Material puts polyfills), so the
-# shim replaces Worker before Material's bundle makes its search worker.
-LOADER = b"""if (location.protocol === "file:") {
-  document.write('<script src="' + document.currentScript.src.replace(/[^/]*$/, "shim.js") + '"><\\/script>');
-}
-"""
 IFRAME_WORKER_SOURCE = ROOT / "node_modules" / "iframe-worker" / "shim" / "index.js"
 GPT_TOKENIZER_SOURCE = ROOT / "node_modules" / "gpt-tokenizer"
 GPT_TOKENIZER = "assets/vendor/gpt-tokenizer"
@@ -54,7 +47,7 @@ def vendor_files(cache: Cache) -> dict[str, bytes]:
     """Every third-party file the built site serves, by site path."""
     tokenizers = tokenizer_scripts()
     return {VEGA_BUNDLE: vega_bundle(cache), IFRAME_WORKER: iframe_worker_shim(),
-            IFRAME_WORKER_LOADER: LOADER, **tokenizers,
+            **tokenizers,
             f"{GPT_TOKENIZER}/LICENSE.txt": _npm_file(GPT_TOKENIZER_SOURCE / "LICENSE"),
             TOKENS_DATA: tokens_data(cache, tokenizers)}
 

@@ -30,7 +30,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -38,7 +37,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from generator import cache as cache_module
-from generator.sims import tool_use, train
+from generator.sims import parallel, tool_use, train
 from generator.sims.tool_use import ToolModel, ToolTraining
 from generator.sims.train import TrainConfig, TrainedModel, TrainingState
 
@@ -49,7 +48,6 @@ FORMAT = 1
 SAVE_SECONDS = 30.0
 PROGRESS_SECONDS = 10.0
 RETRAIN = "python -m generator train"
-_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 class CheckpointError(Exception):
@@ -281,18 +279,10 @@ def _run_pool(job: Callable, cfgs: list[Config], directory: Path, workers: int, 
     """job(cfg, directory, progress) for every cfg in a pool of `workers` processes."""
     if not cfgs:
         return []
-    # One BLAS thread a worker, set before the workers start: a BLAS library reads it when it is
-    # loaded, which in a spawned worker is before any job runs.
-    saved = {var: os.environ.get(var) for var in _THREAD_VARS}
-    os.environ.update({var: "1" for var in _THREAD_VARS})
-    try:
+    # The workers' environment (one BLAS thread each, see generator.sims.parallel), set before
+    # they start: a BLAS library reads it when it is loaded, in a spawned worker before any job.
+    with parallel.worker_environment():
         return _pool(job, cfgs, directory, workers, total, done_before)
-    finally:
-        for var, value in saved.items():
-            if value is None:
-                os.environ.pop(var, None)
-            else:
-                os.environ[var] = value
 
 
 def _pool(job: Callable, cfgs: list[Config], directory: Path, workers: int, total: int,

@@ -44,7 +44,7 @@ def on_config(config):
         _state["staged"].abort()
     _state.update(build=build, chapters=chapters, publish=publish, staged=publish.StagedSite(config.site_dir),
                   site_dir=config.site_dir)
-    config.extra["polyfills"] = [assets.IFRAME_WORKER_LOADER]  # adds the shim on file:// only
+    config.extra["iframe_worker"] = assets.IFRAME_WORKER  # docs/overrides/main.html adds it on file:// only
     try:
         config.site_dir = str(_state["staged"].begin())
     except publish.PublishError as exc:

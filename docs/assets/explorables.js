@@ -11,6 +11,27 @@
   const pending = new Map(); // element -> promise of its current drawing
   const NEAR = "600px 0px"; // start drawing a chart this far below (or above) the viewport
 
+  // The Vega bundle (vega, vega-lite and vega-embed, 900 KB) is loaded when the first chart is
+  // to be drawn, not with the page: a page opened at its top on a phone shows no chart, and
+  // its text is ready to read without the bundle's parse and run. Beside this script's own file.
+  const BUNDLE = ((document.currentScript && document.currentScript.src) || "").replace(/[^/]*$/, "vendor/vega-bundle.js");
+  let bundle = null;
+
+  function vegaReady() {
+    if (window.vegaEmbed) return Promise.resolve();
+    if (!bundle) {
+      bundle = new Promise((resolve, reject) => {
+        const script = document.createElement("script");
+        script.src = BUNDLE;
+        script.onload = () => (window.vegaEmbed ? resolve() : reject(new Error("the Vega bundle did not load")));
+        script.onerror = () => reject(new Error("the Vega bundle could not be loaded"));
+        document.head.append(script);
+      });
+      bundle.catch(() => { bundle = null; }); // a later chart tries again
+    }
+    return bundle;
+  }
+
   function isDark() {
     return document.body.getAttribute("data-md-color-scheme") === "slate";
   }
@@ -225,11 +246,14 @@
 
   // A mark that draws nothing (a filter left it empty) would be announced as an unnamed graphic.
   async function render(el, state) {
+    await vegaReady();
     const spec = JSON.parse(el.getAttribute("data-spec"));
     const controls = controlsOf(spec);
     const previous = charts.get(el);
     if (previous) previous.result.finalize();
+    const still = new Set((((spec.usermeta || {}).explorables || {}).static_position) || []);
     const result = await window.vegaEmbed(el, spec, {
+      patch: still.size ? (vg) => placeOnce(vg, still) : undefined,
       // Canvas: SVG nodes (one per mark, each with its own accessible label) cost more to
       // repaint than a frame allows. Hover and tooltips work the same; a screen reader reads
       // the chart's description, its live setting and its data table instead of every mark.
@@ -265,6 +289,33 @@
       warm(entry);
     }
     return result;
+  }
+
+  // Marks the chart names as keeping their place at every setting (usermeta.explorables.
+  // static_position: a byte's box in the BPE chart) get their position channels in the compiled
+  // spec's enter set, computed when an item is made, rather than in its update set, which runs
+  // for every item on every change.
+  const POSITION = ["x", "x2", "xc", "width", "y", "y2", "yc", "height"];
+
+  function placeOnce(vg, names) {
+    (function walk(node) {
+      for (const mark of node.marks || []) {
+        const update = mark.encode && mark.encode.update;
+        // Vega-Lite names a unit's marks after it: "<name>_marks", or "<name>_<k>_marks" in a layer.
+        const unit = mark.name && mark.name.replace(/(_\d+)?_marks$/, "");
+        if (update && mark.name !== unit && names.has(unit)) {
+          const enter = (mark.encode.enter = mark.encode.enter || {});
+          for (const channel of POSITION) {
+            if (channel in update) {
+              enter[channel] = update[channel];
+              delete update[channel];
+            }
+          }
+        }
+        walk(mark);
+      }
+    })(vg);
+    return vg;
   }
 
   // ------------------------------------------------------------------------------------------
@@ -488,10 +539,6 @@
   let observer = null;
 
   function start() {
-    if (!window.vegaEmbed) {
-      console.error("vega bundle missing: charts cannot be drawn");
-      return;
-    }
     const search = document.querySelector(".md-search[role=dialog]");
     if (search && !search.hasAttribute("aria-label")) search.setAttribute("aria-label", "Search");
     // A link into a chart draws every chart at once, so the page does not jump while it loads.

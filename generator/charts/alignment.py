@@ -160,11 +160,18 @@ def frontier(res: AlignmentResults) -> alt.LayerChart:
 
 
 def next_token_rows(res: AlignmentResults, n_shown: int) -> list[dict]:
-    """Per place: the tokens any stage ranks among its n_shown most probable, for every stage."""
+    """Per place: the tokens any stage ranks among its n_shown most probable, for every stage;
+    a place with fewer such tokens than another is filled up with its next most probable ones
+    (by the highest probability any stage gives them), so that every place shows as many tokens
+    and the chart keeps its height when the reader changes the place (a resized canvas and a
+    page reflowed around it cost more than a frame)."""
+    tops = [{int(i) for p in nt.probs for i in np.argsort(-p, kind="stable")[:n_shown]} for nt in res.next_tokens]
+    n_rows = max(len(top) for top in tops)
     rows = []
-    for place, nt in zip(PLACES, res.next_tokens):
-        shown = sorted({int(i) for p in nt.probs for i in np.argsort(-p, kind="stable")[:n_shown]},
-                       key=lambda i: -nt.probs[:, i].max())
+    for place, nt, top in zip(PLACES, res.next_tokens, tops):
+        by_max = np.argsort(-nt.probs.max(axis=0), kind="stable")  # [n_vocab]
+        rest = [int(i) for i in by_max if int(i) not in top][:n_rows - len(top)]
+        shown = sorted(top | set(rest), key=lambda i: -nt.probs[:, i].max())
         rows += [{"place": place, "stage": stage, "token": visible_token(res.vocab[i]),
                   "probability": significant(p[i], 4), "_target": res.vocab[i] == nt.target}
                  for i in shown for stage, p in zip(res.stages, nt.probs)]

@@ -145,3 +145,11 @@ def text_on_viridis(field: str) -> alt.condition:
     whichever reads better."""
     return alt.condition(f"datum['{field}'] >= {VIRIDIS_BLACK_TEXT_FROM}", alt.value("black"),
                          alt.value("white"))
+
+
+def static_position(*names: str) -> dict:
+    """A chart's usermeta naming the marks (by their unit specs' `name`) whose items keep their
+    place and size at every setting of the controls: the page computes their position channels
+    once, when an item is made, instead of on every change (docs/assets/explorables.js, and
+    tests/browser/test_tokenization.py checks the places against a fresh drawing)."""
+    return {"explorables": {"static_position": list(names)}}

@@ -7,7 +7,7 @@ import json
 import altair as alt
 import numpy as np
 
-from generator.charts.common import OKABE_ITO, WIDTH, significant, visible_token
+from generator.charts.common import OKABE_ITO, WIDTH, significant, static_position, visible_token
 from generator.sims.tokenization import ENDOFTEXT, TokenizationResults
 
 NEWEST, ODD = "#D55E00", "#0072B2"
@@ -189,6 +189,24 @@ def wrap_lines(text: str, width: int) -> list[str]:
     return lines
 
 
+def made_at(joined_at: np.ndarray) -> list[list[int]]:
+    """Per byte, the merge steps whose new token holds it (ascending), from each byte's join
+    step (generator.sims.bpe: the merge that joined it to the byte before, or NEVER).
+
+    After merge s a token starts at every byte not yet joined (NEVER, or a join step above s);
+    the tokens merge s made are those holding a byte joined at s. Example: bytes a b c joined
+    at [NEVER, 2, 1] -> [[2], [1, 2], [1, 2]] (merge 1 makes "bc", merge 2 makes "abc")."""
+    joined = [int(j) for j in joined_at]
+    made: list[list[int]] = [[] for _ in joined]
+    for step in sorted({j for j in joined if j > 0}):
+        starts = [i for i, j in enumerate(joined) if j < 0 or j > step] + [len(joined)]
+        for begin, end in zip(starts, starts[1:]):
+            if any(joined[i] == step for i in range(begin, end)):
+                for i in range(begin, end):
+                    made[i].append(step)
+    return made
+
+
 def merge_rows(res: TokenizationResults) -> list[dict]:
     """Step 0 (bytes only) and every merge: the pair, the new token, the text's length after."""
     b = res.bpe
@@ -208,14 +226,17 @@ def bpe_steps(res: TokenizationResults, width: int = 64) -> alt.VConcatChart:
     n = len(b.merges)
     step = alt.param(name="step", value=min(10, n),
                      bind=alt.binding_range(min=0, max=n, step=1, name="merges learned "))
-    lines, start = [], 0
+    lines, start, made = [], 0, made_at(b.joined_at)
     for number, line in enumerate(wrap_lines(b.text, width)):
         lines.append({"paragraph": line, "_line": number, "_start": start,
-                      "_joined": b.joined_at[start:start + len(line)].tolist()})
+                      "_joined": b.joined_at[start:start + len(line)].tolist(),
+                      "_made": made[start:start + len(line)]})
         start += len(line)
     # One row per byte, made in the browser: the chart carries the paragraph once, as lines.
     # The bytes' glyphs depend on no control, so their text marks are made once; the boxes and
-    # token starts share one pipeline, the only part a change of step runs again. Dense marks
+    # token starts share one pipeline, the only part a change of step runs again: a running
+    # count of token starts in the bytes' own order (the flatten's: no sort), and whether the
+    # byte's token is the newest read from the steps that made it (`_made`, no grouping). Dense marks
     # (a box, a tick and a glyph per byte) carry no ARIA description: the chart is a canvas,
     # named as a whole, and its data table reads out the bytes.
     paragraph = alt.NamedData("paragraph")
@@ -223,7 +244,7 @@ def bpe_steps(res: TokenizationResults, width: int = 64) -> alt.VConcatChart:
     def bytes_of(chart: alt.Chart) -> alt.Chart:
         return chart.transform_calculate(
             _char="split(datum.paragraph, '')", _col="sequence(0, length(datum.paragraph))",
-        ).transform_flatten(["_char", "_joined", "_col"]).transform_calculate(
+        ).transform_flatten(["_char", "_joined", "_made", "_col"]).transform_calculate(
             _i="datum._start + datum._col",
             _glyph="datum._char == ' ' ? '\u2423' : datum._char")
 
@@ -233,17 +254,15 @@ def bpe_steps(res: TokenizationResults, width: int = 64) -> alt.VConcatChart:
         x=x, y=y, color=alt.Color("_shade:N", scale=alt.Scale(
             domain=list(SHADES), range=list(SHADES.values())), legend=None),
         tooltip=[alt.Tooltip("_glyph:N", title="byte"), alt.Tooltip("_token:O", title="token number")],
-    )
+    ).properties(name="bpe_boxes")
     starts = alt.Chart().transform_filter("datum._begins").mark_tick(
         orient="vertical", thickness=2, color="#555555", aria=False).encode(
-        x=alt.X("_col:O", axis=None, bandPosition=0, scale=alt.Scale(paddingInner=0)), y=y)
+        x=alt.X("_col:O", axis=None, bandPosition=0, scale=alt.Scale(paddingInner=0)), y=y,
+    ).properties(name="bpe_starts")
     tokens = bytes_of(alt.layer(boxes, starts, data=paragraph)).transform_calculate(
         _begins="datum._joined < 0 || datum._joined > step ? 1 : 0",
-        _new="datum._joined == step && step > 0 ? 1 : 0",
-    ).transform_window(
-        _token="sum(_begins)", sort=[alt.SortField("_i")], frame=[None, 0]
-    ).transform_joinaggregate(_newest="max(_new)", groupby=["_token"]).transform_calculate(
-        _shade="datum._newest ? 'newest' : datum._token % 2 ? 'odd' : 'even'")
+    ).transform_window(_token="sum(_begins)", frame=[None, 0]).transform_calculate(
+        _shade="indexof(datum._made, step) >= 0 ? 'newest' : datum._token % 2 ? 'odd' : 'even'")
     chars = bytes_of(alt.Chart(paragraph)).mark_text(
         fontSize=12, font="monospace", color="black", aria=False).encode(x=x, y=y, text="_glyph:N")
     view = alt.layer(tokens, chars).properties(
@@ -266,7 +285,10 @@ def bpe_steps(res: TokenizationResults, width: int = 64) -> alt.VConcatChart:
     return alt.vconcat(info, view, alt.layer(curve, marker).properties(width=width * 10, height=160)
                        ).add_params(step).properties(
         title="A byte-level BPE learning merges on one paragraph",
-        datasets={"merges": merge_rows(res), "paragraph": lines})
+        datasets={"merges": merge_rows(res), "paragraph": lines},
+        # Each byte's box and start tick stay where they are at every step (their places read
+        # the byte's line and column only): the page computes them once, not on every change.
+        usermeta=static_position("bpe_boxes", "bpe_starts"))
 
 
 def bpe_vocab(res: TokenizationResults) -> alt.LayerChart:

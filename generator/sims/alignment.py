@@ -32,22 +32,33 @@ model's score of its feelings, and its drift from the reference, the exact KL di
 next-token distribution after "were" from the reference's (the response's one free choice).
 Not simulated: human labelers, PPO's clipping and value model, chat templates, LoRA; the
 responses are one word long.
+
+The runs go side by side in worker processes (generator.sims.parallel), started once for every
+stage: the SFT runs together; the reward model (and the reference's log-probabilities, computed
+once for every RLHF and DPO run) as soon as the finished SFT runs decide which one is carried
+forward, while a larger rate may still train; then the DPO and RLHF runs together. No run reads
+another's state or a shared generator: each takes its inputs as arguments and seeds its own
+minibatches and samples from the grid's seed and a fixed stream number, so the numbers are the
+same whichever worker runs it and in whatever order (simulate_in_workers with one worker runs
+them one after another, in the calling process).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from generator.sims import parallel
 from generator.sims.family import Memo, WithFamily, load_member, member_config, uncached
 from generator.sims.finetune import (Schedule, Sequences, exact_share, log_softmax, optimise, pad,
                                      sequence_log_probs, sequence_log_probs_backward, sft_gradient)
 from generator.sims.gpt import gpt, gpt_backward, softmax
 from generator.sims.stories import END, Corpus, World, corpus, detokenize
-from generator.sims.train import BITS, Data, heldout_loss, make_data
+from generator.sims.train import BITS, Data, DataConfig, heldout_loss, make_data
 
 if TYPE_CHECKING:
     from generator.grids import AlignmentGrid
@@ -156,7 +167,13 @@ class AlignmentResults:
 
 def simulate(config: WithFamily, memo: Memo = uncached) -> AlignmentResults:
     """Load the pretrained model (through memo), fine-tune it per learning rate, then align the
-    chosen SFT model three ways: a reward model, RLHF per KL coefficient, DPO per beta."""
+    chosen SFT model three ways: a reward model, RLHF per KL coefficient, DPO per beta; the runs
+    side by side, one worker process per core."""
+    return simulate_in_workers(config, memo, parallel.default_workers())
+
+
+def simulate_in_workers(config: WithFamily, memo: Memo, workers: int) -> AlignmentResults:
+    """simulate with its runs in `workers` processes (1: one after another, in this one)."""
     grid, family = config.grid, config.family
     base_cfg = member_config(family, grid.n_layer, grid.n_head)
     base = load_member(family, grid.n_layer, grid.n_head, memo)
@@ -168,31 +185,35 @@ def simulate(config: WithFamily, memo: Memo = uncached) -> AlignmentResults:
     demos = demonstrations(train, vocab, n_ctx, whole=True)
     # Held-out sets are evaluated whole, so cut the padding after their last response token once.
     heldout_demos = demonstrations(heldout, vocab, n_ctx, whole=False).take(slice(None))
-    story_data = make_data(base_cfg.data)
+    story_data = heldout_text(base_cfg.data)
 
-    sft = [supervised_fine_tune(base.params, n_head, demos, heldout_demos, story_data, grid, rate)
-           for rate in grid.sft_learning_rates]
-    chosen = chosen_sft([run for _, run in sft])
-    sft_params = sft[chosen][0]
+    with parallel.pool(workers) as pool:
+        sft_jobs = [pool.submit(supervised_fine_tune, base.params, n_head, demos, heldout_demos, story_data, grid,
+                                rate) for rate in grid.sft_learning_rates]
+        # What needs no SFT model is made here while the workers train.
+        pair_rng = np.random.default_rng([grid.seed, 12])
+        pairs, pair_feelings = labelled_pairs(train, vocab, n_ctx, rewards, grid.label_scale, pair_rng)
+        heldout_pairs, heldout_feelings = labelled_pairs(heldout, vocab, n_ctx, rewards, grid.label_scale, pair_rng)
+        heldout_pairs = heldout_pairs.take(slice(None))
+        pretrained = recap_loss(base.params, n_head, heldout_demos), exact_share(base.params, n_head, heldout_demos)
 
-    pair_rng = np.random.default_rng([grid.seed, 12])
-    pairs, pair_feelings = labelled_pairs(train, vocab, n_ctx, rewards, grid.label_scale, pair_rng)
-    heldout_pairs, heldout_feelings = labelled_pairs(heldout, vocab, n_ctx, rewards, grid.label_scale, pair_rng)
-    heldout_pairs = heldout_pairs.take(slice(None))
-    judge = Judge.make(sft_params, n_head, heldout_pairs, vocab, rewards)
-
-    rm_params, rm = train_reward_model(sft_params, n_head, pairs, heldout_pairs, heldout_feelings, rewards, judge, grid)
-    rl_runs, rl_params = [], []
-    for coef in grid.kl_coefs:
-        params, run = rlhf(sft_params, rm_params, n_head, pairs, coef, judge, grid)
-        rl_params.append(params)
-        rl_runs.append(run)
-    dpo_runs, dpo_params = [], []
-    for beta in grid.betas:
-        params, run = preference_tune(sft_params, n_head, pairs, heldout_pairs, heldout_demos, beta, judge, grid,
-                                      rm_params)
-        dpo_params.append(params)
-        dpo_runs.append(run)
+        chosen = chosen_sft_once_decided(grid.sft_learning_rates, sft_jobs)
+        sft_params = sft_jobs[chosen].result()[0]
+        judge = Judge.make(sft_params, n_head, heldout_pairs, vocab, rewards)
+        rm_job = pool.submit(train_reward_model, sft_params, n_head, pairs, heldout_pairs, heldout_feelings, rewards,
+                             judge, grid)
+        reference_job = pool.submit(Reference.make, sft_params, n_head, pairs, heldout_pairs)
+        rm_params, rm = rm_job.result()
+        reference = reference_job.result()
+        # DPO's runs first: they take longest, so the workers run out of work together.
+        dpo_jobs = [pool.submit(preference_tune, reference, n_head, pairs, heldout_pairs, heldout_demos, beta, judge,
+                                grid, rm_params) for beta in grid.betas]
+        rl_jobs = [pool.submit(rlhf, reference, rm_params, n_head, pairs, coef, judge, grid) for coef in grid.kl_coefs]
+        sft_track = judge.track([0], [judge.measure(sft_params, n_head, rm_params,
+                                                    np.random.default_rng([grid.seed, 18]))])
+        sft = [job.result() for job in sft_jobs]
+        rl_params, rl_runs = zip(*(job.result() for job in rl_jobs))
+        dpo_params, dpo_runs = zip(*(job.result() for job in dpo_jobs))
 
     models = [base.params, sft_params, *rl_params, *dpo_params]
     shown = heldout[grid.shown_story]
@@ -209,11 +230,9 @@ def simulate(config: WithFamily, memo: Memo = uncached) -> AlignmentResults:
         pair_example=pair_text(pairs, vocab),
         label_noise=float((rewards[pair_feelings[0]] < rewards[pair_feelings[1]]).mean()),
         label_scale=grid.label_scale,
-        pretrained_recap_loss=recap_loss(base.params, n_head, heldout_demos),
-        pretrained_exact=exact_share(base.params, n_head, heldout_demos),
+        pretrained_recap_loss=pretrained[0], pretrained_exact=pretrained[1],
         sft_runs=tuple(run for _, run in sft), sft_chosen=chosen,
-        reward_model=rm, rl=tuple(rl_runs), dpo=tuple(dpo_runs),
-        sft_track=judge.track([0], [judge.measure(sft_params, n_head, rm_params, np.random.default_rng([grid.seed, 18]))]),
+        reward_model=rm, rl=rl_runs, dpo=dpo_runs, sft_track=sft_track,
         next_tokens=(
             NextTokens(detokenize([vocab[i] for i in shown[1:]]), vocab[recap(shown, vocab)[0]],
                        np.stack([next_token_probs(p, n_head, shown) for p in models])),
@@ -229,6 +248,39 @@ def chosen_sft(runs) -> int:
     if reaching:
         return min(reaching, key=lambda i: runs[i].learning_rate)
     return max(range(len(runs)), key=lambda i: (runs[i].exact[-1], -runs[i].learning_rate))
+
+
+def decided_sft(rates, finished: dict) -> int | None:
+    """chosen_sft's pick if the finished runs ({index: SFTRun}) already decide it whatever the
+    others reach: a run reaching SFT_TARGET with none unfinished at a smaller rate; else None.
+
+    Example: decided_sft((0.1, 0.3, 1.0), {1: a run reaching the target}) -> None (run 0 may
+    reach it too); with run 0 finished short of it as well -> 1.
+    """
+    if len(finished) == len(rates):
+        return chosen_sft([finished[i] for i in range(len(rates))])
+    reaching = [i for i, run in finished.items() if run.exact[-1] >= SFT_TARGET]
+    if not reaching:
+        return None
+    first = min(reaching, key=lambda i: (rates[i], i))  # of equal rates, chosen_sft picks the first
+    unfinished = [i for i in range(len(rates)) if i not in finished]
+    return first if all((rates[i], i) > (rates[first], first) for i in unfinished) else None
+
+
+def chosen_sft_once_decided(rates, jobs) -> int:
+    """decided_sft's pick among the SFT runs' futures, waiting only until the finished ones
+    decide it (the reward model can start while a larger rate still trains)."""
+    while True:
+        chosen = decided_sft(rates, {i: job.result()[1] for i, job in enumerate(jobs) if job.done()})
+        if chosen is not None:
+            return chosen
+        wait([job for job in jobs if not job.done()], return_when=FIRST_COMPLETED)
+
+
+def heldout_text(cfg: DataConfig) -> Data:
+    """The pretraining chapter's held-out windows, without its training stories (drawn from a
+    seed of their own, so leaving them out changes no held-out window)."""
+    return make_data(dataclasses.replace(cfg, train_stories=0))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -418,6 +470,26 @@ class Judge:
         return PolicyTrack(np.array(steps), m[:, 0], m[:, 1], m[:, 2], m[:, 3], m[:, 4])
 
 
+@dataclass(frozen=True)
+class Reference:
+    """The frozen SFT model and what RLHF and DPO compare their policies with, computed once for
+    every run: its log-probabilities of the pairs' responses and of the token after each
+    training prompt."""
+
+    params: dict
+    pairs_logp: np.ndarray  # [2 n_pair] log pi_ref(response | prompt) of each training pair's row
+    heldout_logp: np.ndarray  # [2 n_heldout_pair] the same of the held-out pairs
+    prompt_log_p: np.ndarray  # [n_pair, n_vocab] log pi_ref of the token after each training prompt
+
+    @staticmethod
+    def make(params, n_head, pairs: Sequences, heldout_pairs: Sequences) -> Reference:
+        x, at = pairs.x[0::2], pairs.mask[0::2].argmax(axis=1)
+        z = gpt(x, params, n_head).logits[np.arange(len(x)), at]  # [n_pair, n_vocab]
+        return Reference(params, sequence_log_probs(gpt(pairs.x, params, n_head).logits, pairs),
+                         sequence_log_probs(gpt(heldout_pairs.x, params, n_head).logits, heldout_pairs),
+                         log_softmax(z.astype(np.float64)))
+
+
 def sample_rows(p, rng):  # [n, n_vocab] probabilities -> [n] int
     """One token per row, drawn with one uniform number each."""
     cumulative = p.cumsum(axis=1)
@@ -485,13 +557,11 @@ def train_reward_model(sft_params, n_head, pairs, heldout_pairs, heldout_feeling
                                   np.array(agreement), table.mean(axis=0))
 
 
-def rlhf(sft_params, rm_params, n_head, pairs, kl_coef, judge: Judge, grid):  # -> params, RLRun
+def rlhf(ref: Reference, rm_params, n_head, pairs, kl_coef, judge: Judge, grid):  # -> params, RLRun
     """REINFORCE from the SFT model against the reward model, with a KL penalty to the SFT model:
     per prompt one feeling sampled from the policy, reward = score - kl_coef log(pi/pi_ref),
     advantage = reward - the batch's mean reward."""
     x_all, at_all = pairs.x[0::2], pairs.mask[0::2].argmax(axis=1)
-    ref_z = gpt(x_all, sft_params, n_head).logits[np.arange(len(x_all)), at_all]
-    ref_log_p = log_softmax(ref_z.astype(np.float64))  # [n_prompt, n_vocab]
     measured = []
     sampler = np.random.default_rng([grid.seed, 16])
 
@@ -505,7 +575,7 @@ def rlhf(sft_params, rm_params, n_head, pairs, kl_coef, judge: Judge, grid):  # 
         scored = x.copy()
         scored[np.arange(len(x)), at + 1] = samples
         score = reward_scores(rm_params, n_head, scored, at + 1)[0]
-        penalised = score - kl_coef * (log_p[np.arange(len(x)), samples] - ref_log_p[rows, samples])
+        penalised = score - kl_coef * (log_p[np.arange(len(x)), samples] - ref.prompt_log_p[rows, samples])
         loss, d_at = policy_gradient_surrogate(z, samples, penalised - penalised.mean())
         dlogits = np.zeros_like(trace.logits)
         dlogits[np.arange(len(x)), at] = d_at.astype(dlogits.dtype)
@@ -513,17 +583,16 @@ def rlhf(sft_params, rm_params, n_head, pairs, kl_coef, judge: Judge, grid):  # 
 
     schedule = Schedule(grid.rl_learning_rate, grid.warmup_steps, grid.rl_steps)
     looks = np.random.default_rng([grid.seed, 18])
-    params, rewards, eval_steps = optimise(sft_params, grid, schedule, step,
+    params, rewards, eval_steps = optimise(ref.params, grid, schedule, step,
                                            lambda p: measured.append(judge.measure(p, n_head, rm_params, looks)),
                                            stream=17)
     return params, RLRun(kl_coef, rewards, judge.track(eval_steps, measured))
 
 
-def preference_tune(ref_params, n_head, pairs, heldout_pairs, heldout_demos, beta, judge: Judge, grid,
+def preference_tune(ref: Reference, n_head, pairs, heldout_pairs, heldout_demos, beta, judge: Judge, grid,
                     rm_params=None):  # -> params, DPORun
     """DPO from the SFT model, which stays frozen as the reference."""
-    ref_logp = sequence_log_probs(gpt(pairs.x, ref_params, n_head).logits, pairs)  # [2 n_pair]
-    ref_heldout = sequence_log_probs(gpt(heldout_pairs.x, ref_params, n_head).logits, heldout_pairs)
+    ref_logp, ref_heldout = ref.pairs_logp, ref.heldout_logp
     losses, margins, wins, chosen_lp, rejected_lp, measured = [], [], [], [], [], []
 
     def evaluate(p):
@@ -545,7 +614,7 @@ def preference_tune(ref_params, n_head, pairs, heldout_pairs, heldout_demos, bet
         return loss, grads
 
     schedule = Schedule(grid.dpo_learning_rate, grid.warmup_steps, grid.dpo_steps)
-    params, train_losses, eval_steps = optimise(ref_params, grid, schedule, step, evaluate, stream=14)
+    params, train_losses, eval_steps = optimise(ref.params, grid, schedule, step, evaluate, stream=14)
     return params, DPORun(beta, train_losses, eval_steps, np.array(losses), np.array(margins), np.array(wins),
                           np.array(chosen_lp), np.array(rejected_lp), judge.track(eval_steps, measured),
                           exact_share(params, n_head, heldout_demos))

@@ -106,6 +106,85 @@ def test_bpe_slider_shows_the_merge_made_at_each_step(browser, site):
     page.context.close()
 
 
+def expected_bytes(lines: list[dict], step: int) -> list[tuple[int, int, str]]:
+    """Per byte of the paragraph, after `step` merges: (its index, the number of the token it is
+    in, counting from 1, its shade), from the byte's join step alone: a token starts at every byte
+    not yet joined to the one before it, and the tokens the merge at `step` made are the newest.
+    """
+    joined = [j for line in lines for j in line["_joined"]]
+    number, out = 0, []
+    for i, j in enumerate(joined):
+        number += j < 0 or j > step
+        out.append((i, number, j == step and step > 0))
+    made = {n for _, n, new in out if new}
+    return [(i, n, "newest" if n in made else "odd" if n % 2 else "even") for i, n, _ in out]
+
+
+def test_bpe_boxes_are_the_tokens_after_each_merge(browser, site):
+    """Every byte's box: the token it is in after the slider's merges and its shade, as the join
+    steps the simulation recorded give them; one start tick a token, as many as the merge table says."""
+    visit = open_page(browser, site.as_uri(), "tokenization.html")
+    page = visit.page
+    spec = json.loads((site / "specs" / "tokenization" / "bpe_steps.vl.json").read_text())
+    lines, merges = spec["datasets"]["paragraph"], spec["datasets"]["merges"]
+    slider = page.locator("#fig-tokenization-bpe_steps input[type=range]")
+    # Both are rect marks over the bytes (a tick is a thin rect); the boxes are one a byte.
+    rects = """() => { const out = {}; __scene('#fig-tokenization-bpe_steps')
+        .filter(({ mark, item }) => __own(mark) && mark.marktype === 'rect' && item.datum && '_token' in item.datum)
+        .forEach(({ mark, item }) => (out[mark.name] = out[mark.name] || [])
+                 .push([item.datum._i, item.datum._token, item.datum._shade]));
+        return Object.values(out); }"""
+    n_bytes = sum(len(line["_joined"]) for line in lines)
+    for step in (0, 1, 2, len(merges) // 2, len(merges) - 1):
+        move_slider(slider, str(step))
+        page.wait_for_function(f"() => window.explorables.charts.get(document.querySelector("
+                               f"'#fig-tokenization-bpe_steps .explorable-chart')).result.view.signal('step') === {step}")
+        page.evaluate("() => window.explorables.ready")
+        boxes, ticks = sorted(page.evaluate(rects), key=len, reverse=True)
+        assert len(boxes) == n_bytes
+        assert sorted(tuple(b) for b in boxes) == expected_bytes(lines, step), step
+        assert len(ticks) == merges[step]["tokens in text"], step
+    assert visit.errors == []
+    page.context.close()
+
+
+def test_bpe_boxes_placed_once_are_where_a_plain_drawing_puts_them(browser, site):
+    """The chart's boxes and ticks take their places once (usermeta static_position): after the
+    slider has moved, each is where the same chart drawn afresh at that step, without the
+    usermeta, puts it."""
+    figure = "#fig-tokenization-bpe_steps"
+    places = """(root) => { const out = [];
+        (function walk(mark) { (mark.items || []).forEach((item) => {
+            if (mark.marktype === 'rect' && item.datum && '_i' in item.datum)
+                out.push([mark.name, item.datum._i, item.x, item.y, item.width, item.height].join(' '));
+            (item.items || []).forEach(walk); }); })(root);
+        return out.sort(); }"""
+    visit = open_page(browser, site.as_uri(), "tokenization.html")
+    page = visit.page
+    slider = page.locator(f"{figure} input[type=range]")
+    for step in (1, 40):
+        move_slider(slider, str(step))
+        page.evaluate("() => window.explorables.ready")
+        moved, plain = page.evaluate(f"""async () => {{
+            const places = {places};
+            const el = document.querySelector('{figure} .explorable-chart');
+            const spec = JSON.parse(el.getAttribute('data-spec'));
+            if (!spec.usermeta.explorables.static_position.length) throw new Error('nothing placed once');
+            delete spec.usermeta;
+            spec.params.find((p) => p.name === 'step').value = {step};
+            const div = document.body.appendChild(document.createElement('div'));
+            const fresh = await vegaEmbed(div, spec, {{ renderer: 'canvas', actions: false }});
+            const out = [places(window.explorables.charts.get(el).result.view.scenegraph().root),
+                         places(fresh.view.scenegraph().root)];
+            fresh.finalize();
+            div.remove();
+            return out;
+        }}""")
+        assert len(moved) > 500 and moved == plain, step
+    assert visit.errors == []
+    page.context.close()
+
+
 def test_context_slider_quadruples_the_scores(browser, site):
     visit = open_page(browser, site.as_uri(), "tokenization.html")
     page = visit.page

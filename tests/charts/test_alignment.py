@@ -122,6 +122,17 @@ def test_next_token_bars_are_the_stages_probabilities(specs, res):
     assert set(params(specs["next_tokens"])["place"]["bind"]["options"]) == set(charts.PLACES)
 
 
+def test_every_place_shows_as_many_tokens_so_the_chart_keeps_its_height(specs, res):
+    (rows,) = inline_data(specs["next_tokens"])
+    shown = {place: {r["token"] for r in rows if r["place"] == place} for place in charts.PLACES}
+    assert len({len(tokens) for tokens in shown.values()}) == 1, {p: len(t) for p, t in shown.items()}
+    for place, nt in zip(charts.PLACES, res.next_tokens):  # each stage's four most probable at least
+        for p in nt.probs:
+            top = sorted(range(len(p)), key=lambda i: -p[i])[:4]
+            assert {visible_token(res.vocab[i]) for i in top} <= shown[place]
+        assert len({r["stage"] for r in rows if r["place"] == place}) == len(res.stages)
+
+
 def test_facts_agree_with_the_results(facts, res):
     assert facts.exact_after == res.sft.exact[-1]
     assert facts.win_before == res.dpo[0].win_rate[0] and facts.win_after == res.dpo[0].win_rate[-1]

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from generator.grids import TokenizationGrid
+from generator.charts import tokenization as charts
+from generator.sims import bpe
 from generator.sims import tokenization as sims
 from tests.helpers import tokenization_inputs
 from tests.charts.specs import inline_data, params
@@ -78,6 +80,23 @@ def test_bpe_steps_carry_the_paragraph_joins_and_merges(specs, res):
     assert merges[1]["merged"] == "\u2423 + t \u2192 \u2423t"  # the first merge of the default text
     step = params(spec)["step"]
     assert step["bind"]["min"] == 0 and step["bind"]["max"] == len(res.bpe.merges)
+
+
+def test_each_bytes_made_steps_are_the_merges_whose_new_token_holds_it(specs, res):
+    """Replayed merge by merge (generator.sims.bpe.replay, which never reads the join steps),
+    the bytes in a token of id 256 + s - 1 after merge s are those whose `_made` holds s."""
+    b = res.bpe
+    made = [m for line in specs["bpe_steps"]["datasets"]["paragraph"] for m in line["_made"]]
+    assert made == charts.made_at(b.joined_at)
+    table = bpe.vocab(b.merges)
+    for step, seqs in enumerate(bpe.replay(bpe.split(b.text, b.split_pattern), b.merges)):
+        at, newest = 0, set()
+        for ids in seqs:
+            for token in ids:
+                if step and token == 256 + step - 1:
+                    newest |= set(range(at, at + len(table[token])))
+                at += len(table[token])
+        assert newest == {i for i, m in enumerate(made) if step in m}, step
 
 
 def test_bpe_vocab_carries_both_curves_and_the_real_encodings(specs, res):

@@ -15,6 +15,7 @@ from generator.sims import finetune as ft
 from generator.sims.family import WithFamily, member_config
 from generator.sims.gpt import init_params, leaves
 from generator.sims.stories import END, World, corpus, vocabulary
+from generator.sims.train import DataConfig, make_data
 from generator.validation import GridError
 from tests.helpers import TINY_FAMILY, RecordingMemo, family_grids
 
@@ -32,7 +33,7 @@ def memo(shared_memo):
 
 @pytest.fixture(scope="module")
 def res(memo):
-    return al.simulate(WithFamily(GRID, FAMILY), memo)
+    return al.simulate_in_workers(WithFamily(GRID, FAMILY), memo, workers=2)
 
 
 @pytest.fixture(scope="module")
@@ -235,6 +236,47 @@ def test_the_sft_run_carried_forward_is_the_smallest_rate_reaching_the_target():
         return al.SFTRun(rate, np.zeros(1), np.zeros(1), np.zeros(0), np.zeros(1), np.array([exact]), np.zeros(1))
     assert al.chosen_sft([run(0.1, 0.5), run(0.3, 0.95), run(1.0, 1.0)]) == 1
     assert al.chosen_sft([run(0.1, 0.5), run(0.3, 0.7)]) == 1  # none reaches it: the best
+
+
+def test_the_sft_run_is_chosen_as_soon_as_the_finished_runs_decide_it():
+    def run(rate, exact):
+        return al.SFTRun(rate, np.zeros(1), np.zeros(1), np.zeros(0), np.zeros(1), np.array([exact]), np.zeros(1))
+    rates = (0.1, 0.3, 1.0)
+    assert al.decided_sft(rates, {}) is None
+    assert al.decided_sft(rates, {1: run(0.3, 0.95)}) is None  # the smaller rate may reach it too
+    assert al.decided_sft(rates, {0: run(0.1, 0.5), 1: run(0.3, 0.95)}) == 1  # whatever 1.0 reaches
+    assert al.decided_sft(rates, {0: run(0.1, 0.95)}) == 0
+    assert al.decided_sft(rates, {0: run(0.1, 0.5), 2: run(1.0, 0.95)}) is None
+    assert al.decided_sft(rates, {0: run(0.1, 0.5), 1: run(0.3, 0.7)}) is None  # none reaches it yet
+    assert al.decided_sft(rates, {0: run(0.1, 0.5), 1: run(0.3, 0.7), 2: run(1.0, 0.6)}) == 1  # the best
+
+
+def assert_identical(a, b, where="results"):
+    """Every field of two results equal to the bit (arrays with their dtypes, NaN as NaN)."""
+    if dataclasses.is_dataclass(a):
+        assert type(a) is type(b), where
+        for f in dataclasses.fields(a):
+            assert_identical(getattr(a, f.name), getattr(b, f.name), f"{where}.{f.name}")
+    elif isinstance(a, (tuple, list)):
+        assert type(a) is type(b) and len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_identical(x, y, f"{where}[{i}]")
+    elif isinstance(a, np.ndarray):
+        assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True), where
+    else:
+        assert a == b or (a != a and b != b), where
+
+
+def test_the_runs_give_the_same_numbers_in_worker_processes_as_one_after_another(res, shared_memo):
+    assert_identical(al.simulate_in_workers(WithFamily(GRID, FAMILY), shared_memo, workers=1), res)
+
+
+def test_the_held_out_text_is_the_pretraining_chapters_without_its_training_stories():
+    cfg = DataConfig(n_ctx=32, train_stories=40, heldout_stories=12, seed=3)
+    full, held = make_data(cfg), al.heldout_text(cfg)
+    assert held.vocab == full.vocab and len(held.train_starts) == 0
+    for name in ("heldout_x", "heldout_y", "heldout_log2p"):
+        assert np.array_equal(getattr(held, name), getattr(full, name)), name
 
 
 def test_next_token_distributions_are_distributions_for_every_stage(res):
