@@ -11,9 +11,11 @@ from generator.charts.common import OKABE_ITO, WIDTH, significant, static_positi
 from generator.sims.tokenization import ENDOFTEXT, TokenizationResults
 
 NEWEST, ODD = "#D55E00", "#0072B2"
-# Token shading in the BPE chart: alternate tokens in blue and yellow, the newest in purple;
-# light enough for black letters in either palette (Vega's dark theme leaves text marks black).
-SHADES = {"even": "#B3DDF5", "odd": "#F5ECA0", "newest": "#CC79A7"}
+# Token shading in the BPE chart: alternate tokens in blue and yellow, so that each shows where
+# it ends and the next begins, the ones the merge just made in two purples (two new tokens can
+# meet); light enough for black letters in either palette (Vega's dark theme leaves text marks
+# black).
+SHADES = {"even": "#B3DDF5", "odd": "#F5ECA0", "newest": "#CC79A7", "newest, even": "#E8B9D4"}
 MATRIX_CELLS = 32  # the score matrix is drawn with at most this many cells a side
 
 
@@ -233,12 +235,12 @@ def bpe_steps(res: TokenizationResults, width: int = 64) -> alt.VConcatChart:
                       "_made": made[start:start + len(line)]})
         start += len(line)
     # One row per byte, made in the browser: the chart carries the paragraph once, as lines.
-    # The bytes' glyphs depend on no control, so their text marks are made once; the boxes and
-    # token starts share one pipeline, the only part a change of step runs again: a running
-    # count of token starts in the bytes' own order (the flatten's: no sort), and whether the
-    # byte's token is the newest read from the steps that made it (`_made`, no grouping). Dense marks
-    # (a box, a tick and a glyph per byte) carry no ARIA description: the chart is a canvas,
-    # named as a whole, and its data table reads out the bytes.
+    # The bytes' glyphs depend on no control, so their text marks are made once; the boxes are
+    # the only part a change of step runs again: a running count of token starts in the bytes'
+    # own order (the flatten's: no sort), and whether the byte's token is the newest read from
+    # the steps that made it (`_made`, no grouping). Dense marks (a box and a glyph per byte)
+    # carry no ARIA description: the chart is a canvas, named as a whole, and its data table
+    # reads out the bytes.
     paragraph = alt.NamedData("paragraph")
 
     def bytes_of(chart: alt.Chart) -> alt.Chart:
@@ -255,14 +257,11 @@ def bpe_steps(res: TokenizationResults, width: int = 64) -> alt.VConcatChart:
             domain=list(SHADES), range=list(SHADES.values())), legend=None),
         tooltip=[alt.Tooltip("_glyph:N", title="byte"), alt.Tooltip("_token:O", title="token number")],
     ).properties(name="bpe_boxes")
-    starts = alt.Chart().transform_filter("datum._begins").mark_tick(
-        orient="vertical", thickness=2, color="#555555", aria=False).encode(
-        x=alt.X("_col:O", axis=None, bandPosition=0, scale=alt.Scale(paddingInner=0)), y=y,
-    ).properties(name="bpe_starts")
-    tokens = bytes_of(alt.layer(boxes, starts, data=paragraph)).transform_calculate(
+    tokens = bytes_of(alt.layer(boxes, data=paragraph)).transform_calculate(
         _begins="datum._joined < 0 || datum._joined > step ? 1 : 0",
     ).transform_window(_token="sum(_begins)", frame=[None, 0]).transform_calculate(
-        _shade="indexof(datum._made, step) >= 0 ? 'newest' : datum._token % 2 ? 'odd' : 'even'")
+        _shade="(indexof(datum._made, step) >= 0 ? 'newest' + (datum._token % 2 ? '' : ', even') "
+               ": datum._token % 2 ? 'odd' : 'even')")
     chars = bytes_of(alt.Chart(paragraph)).mark_text(
         fontSize=12, font="monospace", color="black", aria=False).encode(x=x, y=y, text="_glyph:N")
     view = alt.layer(tokens, chars).properties(
@@ -286,9 +285,9 @@ def bpe_steps(res: TokenizationResults, width: int = 64) -> alt.VConcatChart:
                        ).add_params(step).properties(
         title="A byte-level BPE learning merges on one paragraph",
         datasets={"merges": merge_rows(res), "paragraph": lines},
-        # Each byte's box and start tick stay where they are at every step (their places read
-        # the byte's line and column only): the page computes them once, not on every change.
-        usermeta=static_position("bpe_boxes", "bpe_starts"))
+        # Each byte's box stays where it is at every step (its place reads the byte's line and
+        # column only): the page computes it once, not on every change.
+        usermeta=static_position("bpe_boxes"))
 
 
 def bpe_vocab(res: TokenizationResults) -> alt.LayerChart:
