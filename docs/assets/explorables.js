@@ -39,7 +39,17 @@
   // ------------------------------------------------------------------------------------------
   // Theme: chart text and guides take the page's own colours, read from Material's variables.
 
+  // Read once per palette: getComputedStyle makes the browser bring the page's styles up to
+  // date first, which while a page loads is most of what drawing a small chart costs.
+  const themes = new Map(); // "dark" | "light" -> the Vega config of that palette
+
   function themeConfig() {
+    const key = isDark() ? "dark" : "light";
+    if (!themes.has(key)) themes.set(key, JSON.stringify(readTheme()));
+    return JSON.parse(themes.get(key)); // a fresh copy for each chart: vega-embed may change it
+  }
+
+  function readTheme() {
     const css = getComputedStyle(document.body);
     const fg = css.getPropertyValue("--md-default-fg-color").trim() || (isDark() ? "#e2e4e9" : "#000000de");
     const light = css.getPropertyValue("--md-default-fg-color--light").trim() || fg;

@@ -224,6 +224,8 @@ def test_the_data_table_shows_the_rows_drawn_now_and_every_row_on_request(browse
         return page.eval_on_selector_all(f"{figure} table.explorable-data tbody", "bs => bs.map(b => b.innerText)")
 
     page.locator(f"{figure} details.explorable-table summary").click()
+    # The table is filled on the details' toggle event, which the browser fires in a task of its own.
+    page.wait_for_function(f"() => document.querySelector('{figure} details.explorable-table').dataset.filled")
     drawn = page.evaluate(f"""() => {{
         const view = window.explorables.charts.get(document.querySelector('{figure} .explorable-chart')).result.view;
         let n = 0;
