@@ -195,7 +195,7 @@ def simulate_in_workers(config: WithFamily, memo: Memo, workers: int) -> Alignme
         pairs, pair_feelings = labelled_pairs(train, vocab, n_ctx, rewards, grid.label_scale, pair_rng)
         heldout_pairs, heldout_feelings = labelled_pairs(heldout, vocab, n_ctx, rewards, grid.label_scale, pair_rng)
         heldout_pairs = heldout_pairs.take(slice(None))
-        pretrained = recap_loss(base.params, n_head, heldout_demos), exact_share(base.params, n_head, heldout_demos)
+        pretrained = recap_measures(base.params, n_head, heldout_demos)
 
         chosen = chosen_sft_once_decided(grid.sft_learning_rates, sft_jobs)
         sft_params = sft_jobs[chosen].result()[0]
@@ -446,11 +446,17 @@ class Judge:
         return Judge(x, at, np.array([vocab.index(f) for f in World().feelings]), np.asarray(rewards, float),
                      log_softmax(logits.astype(np.float64)))
 
-    def measure(self, params, n_head, rm_params=None, rng=None) -> tuple[float, float, float, float, float]:
+    def measure(self, params, n_head, rm_params=None, rng=None,
+                logits=None) -> tuple[float, float, float, float, float]:
         """(true reward, reward-model score, KL, P(best feeling), P(any feeling)) of a policy. An
         ending that is not a feeling earns the worst feeling's reward. The reward-model score is
-        that of one ending sampled per prompt (with rng), as RLHF itself sees it."""
-        z = gpt(self.x, params, n_head).logits[np.arange(len(self.x)), self.at]
+        that of one ending sampled per prompt (with rng), as RLHF itself sees it. `logits`: the
+        policy's logits of self.x, [n_prompt, n_seq, n_vocab], if a caller has them already."""
+        if logits is None:
+            logits = gpt(self.x, params, n_head).logits
+        elif logits.shape[:2] != self.x.shape:
+            raise ValueError(f"logits for {logits.shape[:2]} tokens, not the judge's {self.x.shape}")
+        z = logits[np.arange(len(self.x)), self.at]
         log_p = log_softmax(z.astype(np.float64))
         p = np.exp(log_p)
         on = p[:, self.feeling_ids]  # [n_prompt, n_feeling]
@@ -517,8 +523,9 @@ def supervised_fine_tune(params, n_head, demos, heldout_demos, story_data: Data,
     recap_losses, exact, story = [], [], []
 
     def evaluate(p):
-        recap_losses.append(recap_loss(p, n_head, heldout_demos))
-        exact.append(exact_share(p, n_head, heldout_demos))
+        loss, share = recap_measures(p, n_head, heldout_demos)
+        recap_losses.append(loss)
+        exact.append(share)
         story.append(heldout_loss(p, story_data, n_head))
 
     def step(p, batches):
@@ -596,14 +603,17 @@ def preference_tune(ref: Reference, n_head, pairs, heldout_pairs, heldout_demos,
     losses, margins, wins, chosen_lp, rejected_lp, measured = [], [], [], [], [], []
 
     def evaluate(p):
-        logp = sequence_log_probs(gpt(heldout_pairs.x, p, n_head).logits, heldout_pairs)
+        logits = gpt(heldout_pairs.x, p, n_head).logits  # [2 n_heldout_pair, n_seq, n_vocab]
+        logp = sequence_log_probs(logits, heldout_pairs)
         loss, _, _, margin = dpo_loss(logp[0::2], logp[1::2], ref_heldout[0::2], ref_heldout[1::2], beta)
         losses.append(loss)
         margins.append(float(margin.mean()))
         wins.append(float((logp[0::2] > logp[1::2]).mean()))
         chosen_lp.append(float(logp[0::2].mean()))
         rejected_lp.append(float(logp[1::2].mean()))
-        measured.append(judge.measure(p, n_head, rm_params, looks))
+        # The judge's prompts are the chosen rows of these same pairs (Judge.make): their logits
+        # are in this forward pass already, row for row as a pass over those rows alone gives them.
+        measured.append(judge.measure(p, n_head, rm_params, looks, logits=logits[0::2]))
 
     looks = np.random.default_rng([grid.seed, 18])
 
@@ -624,9 +634,13 @@ def preference_tune(ref: Reference, n_head, pairs, heldout_pairs, heldout_demos,
 # Measures
 
 
-def recap_loss(params, n_head, demos: Sequences) -> float:  # -> bits per response token
+def recap_measures(params, n_head, demos: Sequences) -> tuple[float, float]:
+    """The recap loss (bits per response token) and finetune.exact_share (the share of responses
+    whose every token is the top guess), from one forward pass."""
     logits = gpt(demos.x, params, n_head).logits
-    return float(-sequence_log_probs(logits, demos).sum() / demos.mask.sum() * BITS)
+    right = (logits.argmax(axis=-1) == demos.y) | (demos.mask == 0)  # [n_batch, n_seq]
+    return (float(-sequence_log_probs(logits, demos).sum() / demos.mask.sum() * BITS),
+            float(right.all(axis=-1).mean()))
 
 
 def next_token_probs(params, n_head, ids) -> np.ndarray:  # [n_seq] int -> [n_vocab]

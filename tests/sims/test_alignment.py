@@ -13,9 +13,9 @@ from generator.grids import AlignmentGrid
 from generator.sims import alignment as al
 from generator.sims import finetune as ft
 from generator.sims.family import WithFamily, member_config
-from generator.sims.gpt import init_params, leaves
+from generator.sims.gpt import gpt, init_params, leaves
 from generator.sims.stories import END, World, corpus, vocabulary
-from generator.sims.train import DataConfig, make_data
+from generator.sims.train import BITS, DataConfig, make_data
 from generator.validation import GridError
 from tests.helpers import TINY_FAMILY, RecordingMemo, family_grids
 
@@ -316,3 +316,41 @@ def test_grid_checks_its_own_fields():
         AlignmentGrid(betas=(0.5, 0.1))
     with pytest.raises(GridError, match=r"grids.alignment.kl_coefs"):
         AlignmentGrid(kl_coefs=(1.0, 0.1))
+
+
+
+def test_recap_measures_are_one_forward_passs_loss_and_exact_share():
+    """Half the rows' responses made the model's own top guesses, the other half's first
+    response token made another: half reproduced exactly, and the loss is the response tokens'."""
+    stories = al.fitting_stories(corpus(World(), 12, [0, 10]), FAMILY.n_ctx)
+    demos = al.demonstrations(stories, VOCAB, FAMILY.n_ctx, whole=False).take(slice(None))
+    params = init_params(len(VOCAB), FAMILY.n_ctx, 8, 1, np.random.default_rng(0))
+    logits = gpt(demos.x, params, 2).logits
+    top = logits.argmax(axis=-1)  # [n_batch, n_seq]
+    half = len(demos.x) // 2
+    y = np.where(demos.mask > 0, top, demos.y)
+    first = demos.mask.argmax(axis=1)
+    rows = np.arange(half, len(y))
+    y[rows, first[rows]] = (top[rows, first[rows]] + 1) % len(VOCAB)
+    demos = ft.Sequences(demos.x, y, demos.mask)
+    loss, share = al.recap_measures(params, 2, demos)
+    assert share == ft.exact_share(params, 2, demos) == half / len(y)
+    assert loss == float(-ft.sequence_log_probs(logits, demos).sum() / demos.mask.sum() * BITS)
+
+
+def test_the_judge_reads_the_pairs_forward_pass_as_its_own():
+    """DPO's evaluation hands the judge the logits of the held-out pairs' chosen rows: the same
+    measures, to the bit, as the judge's own forward pass over its prompts."""
+    stories = al.fitting_stories(corpus(World(), 24, [0, 11]), FAMILY.n_ctx)
+    rewards = np.array(AlignmentGrid().rewards)
+    pairs, _ = al.labelled_pairs(stories, VOCAB, FAMILY.n_ctx, rewards, 1.0, np.random.default_rng(0))
+    pairs = pairs.take(slice(None))
+    ref, policy = (init_params(len(VOCAB), FAMILY.n_ctx, 8, 1, np.random.default_rng(seed)) for seed in (1, 2))
+    judge = al.Judge.make(ref, 2, pairs, VOCAB, rewards)
+    logits = gpt(pairs.x, policy, 2).logits
+    assert np.array_equal(judge.measure(policy, 2, logits=logits[0::2]), judge.measure(policy, 2),
+                          equal_nan=True)  # no reward model: its score is nan
+    other = gpt(pairs.x, ref, 2).logits[0::2]  # the logits are what it measures
+    assert np.array_equal(judge.measure(policy, 2, logits=other), judge.measure(ref, 2), equal_nan=True)
+    with pytest.raises(ValueError):
+        judge.measure(policy, 2, logits=logits)  # every row, not the judge's prompts
