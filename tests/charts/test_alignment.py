@@ -6,7 +6,7 @@ import dataclasses
 import pytest
 
 from generator.charts import alignment as charts
-from generator.charts.common import visible_token
+from generator.charts.common import YELLOW, visible_token
 from generator.grids import AlignmentGrid
 from generator.sims import alignment as sims
 from generator.sims.family import WithFamily
@@ -107,6 +107,14 @@ def test_frontier_carries_every_runs_path_from_the_reference(res, specs):
         assert [r["step"] for r in mine] == list(run.track.eval_steps)
         assert close([r["KL (nats)"] for r in mine], run.track.kl, 4, atol=1e-9)
         assert close([r["true reward"] for r in mine], run.track.true_reward, 4)
+
+
+def test_every_frontier_run_has_a_colour_of_its_own_and_none_is_yellow(specs):
+    """A yellow line is 1.1:1 on the white page: the frontier's runs take the other colours."""
+    scale = next(layer for layer in specs["frontier"]["layer"] if "color" in layer.get("encoding", {})
+                 )["encoding"]["color"]["scale"]
+    assert len(set(scale["range"])) == len(scale["range"]) == len(scale["domain"])
+    assert YELLOW not in scale["range"]
 
 
 def test_next_token_bars_are_the_stages_probabilities(specs, res):
