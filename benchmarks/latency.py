@@ -120,7 +120,6 @@ class PageLatency:
     span_ms: list[float] = field(default_factory=list)  # one per change: as the page times it (wall clock)
     long_tasks: int = 0  # > 50 ms, overlapping a change
     missed: list[str] = field(default_factory=list)  # actions that changed nothing
-    raw: list[dict] = field(default_factory=list)  # each change's timestamps (t0, settled, frame, painted), ms
 
     @property
     def changes(self) -> int:
@@ -169,7 +168,6 @@ def measure_page(browser, site: Path, name: str) -> PageLatency:
             raise RuntimeError(f"{name}: the trace marks {len(result.work_ms)} changes, the page timed "
                                f"{len(changes)}")
         result.span_ms = [c["work"] for c in changes]
-        result.raw = changes
         result.long_tasks = sum(any(start < c["painted"] and start + duration > c["t0"] for c in changes)
                                 for start, duration in tasks)
     context.close()

@@ -284,3 +284,12 @@ def test_the_real_next_token_chart_keeps_its_height_at_every_place(site):
     rows = json.loads((site / "specs" / "alignment" / "next_tokens.vl.json").read_text())["data"]["values"]
     counts = {p: len({r["token"] for r in rows if r["place"] == p}) for p in {r["place"] for r in rows}}
     assert len(counts) >= 2 and len(set(counts.values())) == 1, counts
+
+
+def test_the_real_bpe_learns_the_whole_words_the_page_names(site):
+    """tokenization.md: "By merge N ... whole words like ` token` and ` pair` are single tokens"."""
+    spec = json.loads((site / "specs" / "tokenization" / "bpe_steps.vl.json").read_text())
+    made = {row["merged"].split(" \u2192 ")[-1] for row in spec["datasets"]["merges"][1:]}
+    assert {"\u2423token", "\u2423pair"} <= made
+    text = (Path(__file__).resolve().parent.parent / "content" / "tokenization.md").read_text()
+    assert "whole words like ` token` and ` pair` are single tokens" in text

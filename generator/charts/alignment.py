@@ -5,7 +5,7 @@ from __future__ import annotations
 import altair as alt
 import numpy as np
 
-from generator.charts.common import OKABE_ITO, WIDTH, categorical, line_colours, significant, visible_token
+from generator.charts.common import LINE_COLOURS, OKABE_ITO, WIDTH, categorical, line_colours, significant, visible_token
 from generator.sims.alignment import AlignmentResults
 
 PANEL_WIDTH, PANEL_HEIGHT = 220, 150
@@ -140,7 +140,7 @@ def frontier_rows(res: AlignmentResults) -> list[dict]:
 def frontier(res: AlignmentResults) -> alt.LayerChart:
     """True reward against the KL from the reference along every RLHF and DPO run."""
     runs = [f"RLHF, c = {r.kl_coef:g}" for r in res.rl] + [f"DPO, β = {r.beta:g}" for r in res.dpo]
-    palette = line_colours(len(runs)) if len(runs) <= len(line_colours(8)) else None
+    palette = line_colours(len(runs)) if len(runs) <= len(LINE_COLOURS) else None  # else Vega's scheme
     base = alt.Chart(alt.Data(values=frontier_rows(res))).encode(
         x=alt.X("KL (nats):Q", scale=alt.Scale(type="symlog", constant=0.1),
                 title="KL from the SFT model after \"were\" (nats, symlog scale)"),

@@ -21,6 +21,9 @@ OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "
 # A ninth colour for a chart of nine categories: ochre, 4.0:1 on both the white and the slate page.
 NINTH = "#A6761D"
 YELLOW = OKABE_ITO[6]
+# For lines and points: Okabe & Ito's without their yellow (1.1:1 on the white page, a line in
+# it all but vanishes), then the ninth.
+LINE_COLOURS = [c for c in OKABE_ITO + [NINTH] if c != YELLOW]
 SEQUENTIAL = "viridis"
 DIVERGING = "blueorange"
 FONT = '-apple-system, BlinkMacSystemFont, "Segoe UI", Helvetica, Arial, sans-serif'
@@ -50,12 +53,10 @@ def theme() -> alt.theme.ThemeConfig:
 
 
 def line_colours(n: int) -> list[str]:
-    """n distinct colours for lines and points on the page: Okabe & Ito's without their yellow
-    (1.1:1 on the white page, a line in it all but vanishes), then the ninth."""
-    colours = [c for c in OKABE_ITO + [NINTH] if c != YELLOW]
-    if n > len(colours):
-        raise ValueError(f"{n} lines: more than the {len(colours)} colours a reader can tell apart here")
-    return colours[:n]
+    """n distinct colours for lines and points on the page (n <= len(LINE_COLOURS))."""
+    if n > len(LINE_COLOURS):
+        raise ValueError(f"{n} lines: more than the {len(LINE_COLOURS)} colours a reader can tell apart here")
+    return LINE_COLOURS[:n]
 
 
 def categorical(n: int) -> list[str]:

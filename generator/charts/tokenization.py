@@ -191,24 +191,6 @@ def wrap_lines(text: str, width: int) -> list[str]:
     return lines
 
 
-def made_at(joined_at: np.ndarray) -> list[list[int]]:
-    """Per byte, the merge steps whose new token holds it (ascending), from each byte's join
-    step (generator.sims.bpe: the merge that joined it to the byte before, or NEVER).
-
-    After merge s a token starts at every byte not yet joined (NEVER, or a join step above s);
-    the tokens merge s made are those holding a byte joined at s. Example: bytes a b c joined
-    at [NEVER, 2, 1] -> [[2], [1, 2], [1, 2]] (merge 1 makes "bc", merge 2 makes "abc")."""
-    joined = [int(j) for j in joined_at]
-    made: list[list[int]] = [[] for _ in joined]
-    for step in sorted({j for j in joined if j > 0}):
-        starts = [i for i, j in enumerate(joined) if j < 0 or j > step] + [len(joined)]
-        for begin, end in zip(starts, starts[1:]):
-            if any(joined[i] == step for i in range(begin, end)):
-                for i in range(begin, end):
-                    made[i].append(step)
-    return made
-
-
 def merge_rows(res: TokenizationResults) -> list[dict]:
     """Step 0 (bytes only) and every merge: the pair, the new token, the text's length after."""
     b = res.bpe
@@ -228,11 +210,11 @@ def bpe_steps(res: TokenizationResults, width: int = 64) -> alt.VConcatChart:
     n = len(b.merges)
     step = alt.param(name="step", value=min(10, n),
                      bind=alt.binding_range(min=0, max=n, step=1, name="merges learned "))
-    lines, start, made = [], 0, made_at(b.joined_at)
+    lines, start = [], 0
     for number, line in enumerate(wrap_lines(b.text, width)):
         lines.append({"paragraph": line, "_line": number, "_start": start,
                       "_joined": b.joined_at[start:start + len(line)].tolist(),
-                      "_made": made[start:start + len(line)]})
+                      "_made": [list(m) for m in b.made_at[start:start + len(line)]]})
         start += len(line)
     # One row per byte, made in the browser: the chart carries the paragraph once, as lines.
     # The bytes' glyphs depend on no control, so their text marks are made once; the boxes are
@@ -252,19 +234,19 @@ def bpe_steps(res: TokenizationResults, width: int = 64) -> alt.VConcatChart:
 
     x = alt.X("_col:O", axis=None, scale=alt.Scale(paddingInner=0))
     y = alt.Y("_line:O", axis=None, scale=alt.Scale(paddingInner=0.25))
-    boxes = alt.Chart().mark_rect(aria=False).encode(
+    boxes = bytes_of(alt.Chart(paragraph)).transform_calculate(
+        _begins="datum._joined < 0 || datum._joined > step ? 1 : 0",
+    ).transform_window(_token="sum(_begins)", frame=[None, 0]).transform_calculate(
+        _shade="(indexof(datum._made, step) >= 0 ? 'newest' + (datum._token % 2 ? '' : ', even') "
+               ": datum._token % 2 ? 'odd' : 'even')",
+    ).mark_rect(aria=False).encode(
         x=x, y=y, color=alt.Color("_shade:N", scale=alt.Scale(
             domain=list(SHADES), range=list(SHADES.values())), legend=None),
         tooltip=[alt.Tooltip("_glyph:N", title="byte"), alt.Tooltip("_token:O", title="token number")],
     ).properties(name="bpe_boxes")
-    tokens = bytes_of(alt.layer(boxes, data=paragraph)).transform_calculate(
-        _begins="datum._joined < 0 || datum._joined > step ? 1 : 0",
-    ).transform_window(_token="sum(_begins)", frame=[None, 0]).transform_calculate(
-        _shade="(indexof(datum._made, step) >= 0 ? 'newest' + (datum._token % 2 ? '' : ', even') "
-               ": datum._token % 2 ? 'odd' : 'even')")
     chars = bytes_of(alt.Chart(paragraph)).mark_text(
         fontSize=12, font="monospace", color="black", aria=False).encode(x=x, y=y, text="_glyph:N")
-    view = alt.layer(tokens, chars).properties(
+    view = alt.layer(boxes, chars).properties(
         width=width * 10, height=len(lines) * 22,
         title={"text": {"expr": "'The paragraph\u2019s tokens after ' + step + ' merges "
                                 "(purple: the tokens this merge made)'"}},

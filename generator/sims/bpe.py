@@ -98,6 +98,24 @@ def _merge_tracked(seq, pair, new_id, step, joined_at):
     return out
 
 
+def made_at(joined_at):  # [n_bytes] int -> per byte, a tuple of merge steps
+    """Per byte, the merge steps whose new token holds it (ascending), from each byte's join
+    step (the merge that joined it to the byte before, or NEVER).
+
+    After merge s a token starts at every byte not yet joined (NEVER, or a join step above s);
+    the tokens merge s made are those holding a byte joined at s. Example: bytes a b c joined
+    at [NEVER, 2, 1] -> ((2,), (1, 2), (1, 2)) (merge 1 makes "bc", merge 2 makes "abc")."""
+    joined = [int(j) for j in joined_at]
+    made = [[] for _ in joined]
+    for step in sorted({j for j in joined if j > 0}):
+        starts = [i for i, j in enumerate(joined) if j < 0 or j > step] + [len(joined)]
+        for begin, end in zip(starts, starts[1:]):
+            if any(joined[i] == step for i in range(begin, end)):
+                for i in range(begin, end):
+                    made[i].append(step)
+    return tuple(tuple(m) for m in made)
+
+
 def vocab(merges):  # [n_merges, 2] -> {id: bytes}
     """Every token's bytes: the 256 single bytes, then each merge's two halves joined."""
     table = {i: bytes([i]) for i in range(N_BYTES)}

@@ -117,6 +117,7 @@ class BpeSteps:
     pair_counts: np.ndarray  # [n_merges]
     pieces: dict[str, str]  # token id -> hex bytes, for every merged token and its halves
     joined_at: np.ndarray  # [n_bytes] merge step that joined byte i to byte i-1, or -1
+    made_at: tuple[tuple[int, ...], ...]  # [n_bytes] the merge steps whose new token holds byte i
     tokens: np.ndarray  # [n_merges + 1] training-text tokens after k merges
     heldout_label: str
     heldout_tokens: np.ndarray  # [n_merges + 1] a text it was not trained on
@@ -171,7 +172,8 @@ def bpe_steps(text, pattern, n_merges, heldout_label, heldout):  # -> BpeSteps
     return BpeSteps(
         text=text, split_pattern=pattern, n_pieces=len(pieces), merges=training.merges,
         pair_counts=training.pair_counts, pieces={str(i): table[i].hex() for i in sorted(used)},
-        joined_at=training.joined_at, tokens=training.tokens, heldout_label=heldout_label,
+        joined_at=training.joined_at, made_at=bpe.made_at(training.joined_at), tokens=training.tokens,
+        heldout_label=heldout_label,
         heldout_tokens=bpe.token_counts(bpe.split(heldout, pattern), training.merges),
     )
 

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from generator.grids import TokenizationGrid
-from generator.charts import tokenization as charts
 from generator.sims import bpe
 from generator.sims import tokenization as sims
 from tests.helpers import tokenization_inputs
@@ -84,10 +83,11 @@ def test_bpe_steps_carry_the_paragraph_joins_and_merges(specs, res):
 
 def test_each_bytes_made_steps_are_the_merges_whose_new_token_holds_it(specs, res):
     """Replayed merge by merge (generator.sims.bpe.replay, which never reads the join steps),
-    the bytes in a token of id 256 + s - 1 after merge s are those whose `_made` holds s."""
+    the bytes in a token of id 256 + s - 1 after merge s are those whose `_made` (the
+    simulation's made_at) holds s."""
     b = res.bpe
     made = [m for line in specs["bpe_steps"]["datasets"]["paragraph"] for m in line["_made"]]
-    assert made == charts.made_at(b.joined_at)
+    assert made == [list(m) for m in b.made_at]
     table = bpe.vocab(b.merges)
     for step, seqs in enumerate(bpe.replay(bpe.split(b.text, b.split_pattern), b.merges)):
         at, newest = 0, set()
