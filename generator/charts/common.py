@@ -22,8 +22,8 @@ OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "
 NINTH = "#A6761D"
 YELLOW = OKABE_ITO[6]
 # For lines and points: Okabe & Ito's without their yellow (1.1:1 on the white page, a line in
-# it all but vanishes), then the ninth.
-LINE_COLOURS = [c for c in OKABE_ITO + [NINTH] if c != YELLOW]
+# it all but vanishes), the ninth (4.0:1 on both pages) before their grey (2.8:1 on white).
+LINE_COLOURS = [c for c in OKABE_ITO if c not in (YELLOW, OKABE_ITO[7])] + [NINTH, OKABE_ITO[7]]
 SEQUENTIAL = "viridis"
 DIVERGING = "blueorange"
 FONT = '-apple-system, BlinkMacSystemFont, "Segoe UI", Helvetica, Arial, sans-serif'
