@@ -1,5 +1,5 @@
 // Draws every chart on the page from the Vega-Lite spec embedded in it (fetch() of local files
-// fails on file:// pages), when the chart comes near the viewport. Keeps each chart usable
+// fails on file:// pages), when the chart comes into view or, once the reader reads on, near it. Keeps each chart usable
 // without a mouse or a screen: controls named and grouped, the current setting announced, the
 // actions menu named and closed by Escape. Every control's value lives in the URL fragment
 // (#chart.param=value&…), so a link reproduces what its sender saw; switching the light/dark
@@ -9,7 +9,23 @@
 
   const charts = new Map(); // element -> {result, spec, controls}
   const pending = new Map(); // element -> promise of its current drawing
-  const NEAR = "600px 0px"; // start drawing a chart this far below (or above) the viewport
+  // A chart in the viewport is drawn at once. One this close to it is drawn once the reader
+  // shows they are reading on (scrolls, moves the pointer, touches or types): a page opened at
+  // its top spends nothing on charts the reader has not reached, and one who scrolls finds the
+  // next chart drawn before it comes into view.
+  const NEAR = "600px 0px";
+  // The first time the reader moves, scrolls, touches or types.
+  const ENGAGED = ["pointermove", "pointerdown", "touchstart", "keydown", "wheel", "scroll", "focusin"];
+  const engaged = new Promise((resolve) => {
+    const go = () => {
+      ENGAGED.forEach((type) => window.removeEventListener(type, go, true));
+      resolve();
+    };
+    ENGAGED.forEach((type) => window.addEventListener(type, go, { capture: true, passive: true }));
+  });
+  // Each chart is drawn in a task of its own, and none in the task that ran the Vega bundle: one
+  // chart's first drawing is one long task, and between two the page can paint and answer input.
+  const nextTask = () => new Promise((resolve) => setTimeout(resolve, 0));
 
   // The Vega bundle (vega, vega-lite and vega-embed, 900 KB) is loaded when the first chart is
   // to be drawn, not with the page: a page opened at its top on a phone shows no chart, and
@@ -257,6 +273,7 @@
   // A mark that draws nothing (a filter left it empty) would be announced as an unnamed graphic.
   async function render(el, state) {
     await vegaReady();
+    await nextTask();
     const spec = JSON.parse(el.getAttribute("data-spec"));
     const controls = controlsOf(spec);
     const previous = charts.get(el);
@@ -338,16 +355,9 @@
 
   const warmed = new Set(); // chart elements whose warming has been scheduled
   const WARM_TRIPS = 3; // trips per control: enough for the engine to compile the update path
-  // Warming starts when the reader first moves, scrolls, touches or types: a cold trip can take
-  // longer than 50 ms, and while the page is loading it would hold up its first paints.
-  const ENGAGED = ["pointermove", "pointerdown", "touchstart", "keydown", "wheel", "scroll"];
-  let warming = new Promise((resolve) => {
-    const go = () => {
-      ENGAGED.forEach((type) => window.removeEventListener(type, go, true));
-      resolve();
-    };
-    ENGAGED.forEach((type) => window.addEventListener(type, go, { capture: true, passive: true }));
-  });
+  // Warming starts when the reader engages: a cold trip can take longer than 50 ms, and while the
+  // page is loading it would hold up its first paints.
+  let warming = engaged;
 
   function otherValue(c, value) {
     const bind = c.bind;
@@ -551,7 +561,7 @@
   function start() {
     const search = document.querySelector(".md-search[role=dialog]");
     if (search && !search.hasAttribute("aria-label")) search.setAttribute("aria-label", "Search");
-    // A link into a chart draws every chart at once, so the page does not jump while it loads.
+    // Without IntersectionObserver (an old browser), every chart is drawn at once.
     const eager = !("IntersectionObserver" in window);
     window.explorables = {
       charts,
@@ -566,15 +576,26 @@
     if (eager) {
       drawAll();
     } else {
+      const near = new Set(); // charts near the viewport, not yet drawn
+      let reading = false; // the reader has engaged
+      const drawNow = (el) => {
+        near.delete(el);
+        observer.unobserve(el);
+        if (!pending.has(el)) draw(el, false);
+      };
       observer = new IntersectionObserver((seen) => {
         seen.forEach((e) => {
-          if (e.isIntersecting && !pending.has(e.target)) {
-            observer.unobserve(e.target);
-            draw(e.target, false);
-          }
+          if (!e.isIntersecting) return near.delete(e.target);
+          const box = e.boundingClientRect;
+          if (reading || (box.bottom > 0 && box.top < window.innerHeight)) drawNow(e.target);
+          else near.add(e.target);
         });
       }, { rootMargin: NEAR });
       elements().forEach((el) => observer.observe(el));
+      engaged.then(() => {
+        reading = true;
+        Array.from(near).forEach(drawNow);
+      });
     }
     new MutationObserver(() => {
       Array.from(charts.keys()).forEach((el) => draw(el, true));

@@ -125,3 +125,34 @@ def test_formulas_reach_every_chapter_as_mathml(browser, site):
         visit = open_page(browser, site.as_uri(), source.with_suffix(".html").name)
         assert visit.page.locator(".md-content math").count() > 0, source.name
         visit.page.context.close()
+
+
+CHART_PLACES = """() => Array.from(document.querySelectorAll('.explorable-chart')).map((el) => {
+    const box = el.getBoundingClientRect();
+    return {name: el.dataset.name, top: box.top, bottom: box.bottom, drawn: el.hasAttribute('data-rendered')};
+})"""
+
+
+@pytest.mark.parametrize("viewport", [{"width": 390, "height": 844}, {"width": 1280, "height": 900}])
+def test_a_chart_is_drawn_when_in_view_and_one_near_it_once_the_reader_reads_on(browser, site, viewport):
+    context = browser.new_context(viewport=viewport)
+    page = context.new_page()
+    requests = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(f"{site.as_uri()}/sampling.html")
+    page.wait_for_function("() => window.explorables")
+    page.wait_for_timeout(1_000)  # the observer's first report, and any drawing it starts
+    page.evaluate("() => window.explorables.ready")
+    height = viewport["height"]
+    places = page.evaluate(CHART_PLACES)
+    for p in places:  # untouched: exactly the charts in the viewport are drawn
+        assert p["drawn"] == (p["bottom"] > 0 and p["top"] < height), p
+    if not any(p["drawn"] for p in places):
+        assert not any(u.endswith("vega-bundle.js") for u in requests), "the bundle loaded for no chart"
+    page.mouse.move(10, 10)  # the reader engages, without scrolling
+    page.wait_for_timeout(1_000)
+    page.evaluate("() => window.explorables.ready")
+    for p in page.evaluate(CHART_PLACES):  # now every chart within 600 px of the viewport
+        assert p["drawn"] == (p["bottom"] > -600 and p["top"] < height + 600), p
+    assert any(u.endswith("vega-bundle.js") for u in requests)
+    context.close()
