@@ -107,11 +107,18 @@ def visible(text: str) -> str:
     return "".join(out)
 
 
+# A view of this many spans or more is skipped by the browser's rendering while out of view
+# (`.tokens-long` in docs/assets/tokens.css): a chart's repaint elsewhere on the page then does
+# not walk its thousands of elements every frame.
+LONG_VIEW = 500
+
+
 def _view(view_id: str, note: str, body: str) -> Markup:
     mode = (f'<fieldset class="tokens-mode"><legend>Show tokens as</legend>'
             f'<label><input type="radio" name="{view_id}-mode" value="text" checked> text</label>'
             f'<label><input type="radio" name="{view_id}-mode" value="ids"> ids</label></fieldset>')
-    return Markup(f'\n\n<div class="tokens" id="{view_id}">{mode}'
+    long = " tokens-long" if body.count("<span") >= LONG_VIEW else ""
+    return Markup(f'\n\n<div class="tokens{long}" id="{view_id}">{mode}'
                   f'<p class="tokens-note">{html.escape(note)} Hover over a token or focus it '
                   f"(Tab, then the arrow keys) to see its id, bytes and position.</p>"
                   f"{body}</div>\n\n")
