@@ -18,6 +18,7 @@ TRACE_COLUMNS = 100  # characters per line of the token trace
 GENERATED_COLUMNS = 80  # ... and of the tiny model's conversations (its lines are short)
 CHAR_PX = 7.4  # width of one monospace character at TRACE_FONT px
 TRACE_FONT = 12
+LINE_PX = 17  # height of one line of tokens
 MONO = 'ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace'
 
 
@@ -293,7 +294,10 @@ def _token_lines(rows: list[dict], pick: alt.Parameter, extra_tooltip: list, tit
         _text_col="datum._col + length(datum.token) - length(replace(datum.token, /^ +/, ''))")
     scale = alt.Scale(domain=[0, columns], range=[0, columns * CHAR_PX])
     x = alt.X("_col:Q", scale=scale, axis=None)
-    y = alt.Y("_line:O", axis=None)
+    # As many lines as the longest choice has, at every choice: the chart keeps its height, and a
+    # change repaints its canvas instead of making a new one (and moving the page below it).
+    lines = 1 + max(max(row["_line"], default=0) for row in rows)
+    y = alt.Y("_line:O", axis=None, scale=alt.Scale(domain=list(range(lines))))
     tooltip = [alt.Tooltip("token:N"), *extra_tooltip, alt.Tooltip("role:N")]
     # Light tints under black text read the same on the light and the dark page; a one-pixel
     # gap (not a stroke, which would glare on the dark page) separates neighbouring tokens.
@@ -305,7 +309,7 @@ def _token_lines(rows: list[dict], pick: alt.Parameter, extra_tooltip: list, tit
                           color="black").encode(
         x=alt.X("_text_col:Q", scale=scale, axis=None), y=y, text="token:N", tooltip=tooltip)
     return alt.layer(boxes, text).add_params(pick).properties(
-        width=columns * CHAR_PX, height={"step": 17}, title=title)
+        width=columns * CHAR_PX, height=lines * LINE_PX, title=title)
 
 
 def _tint(colour: str, white: float = 0.6) -> str:

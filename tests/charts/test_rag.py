@@ -9,7 +9,7 @@ import pytest
 
 from generator.charts import rag as charts
 from generator.sims.rag import shown_generated
-from tests.charts.specs import inline_data, params
+from tests.charts.specs import inline_data, nodes, params
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -125,6 +125,19 @@ def test_trace_carries_every_token_of_every_conversation(t, specs):
         assert [len(r["token"]) for r in turns] == list(tr.turn_tokens)
     p = params(specs["trace"])["conversation"]
     assert p["bind"]["labels"] == [tr.title for tr in t.traces]
+
+
+@pytest.mark.parametrize("name", ["trace", "generated"])
+def test_token_lines_keep_one_height_at_every_choice(specs, name):
+    # The y domain is every line of the longest choice, so a change of choice keeps the canvas.
+    spec = specs[name]
+    rows = inline_data(spec)[0]
+    lines = 1 + max(max(r["_line"], default=0) for r in rows)
+    assert lines > 1
+    assert spec["height"] == lines * charts.LINE_PX
+    domains = [n["scale"]["domain"] for n in nodes(spec)
+               if isinstance(n.get("scale"), dict) and n.get("field") == "_line"]
+    assert domains and all(d == list(range(lines)) for d in domains)
 
 
 def test_turn_tokens_carry_the_counts_and_the_schemas_cost(t, specs):
