@@ -85,7 +85,8 @@ PROBE = """
     if (event.type !== (event.target.type === "range" ? "input" : "change")) return;
     if (!chart || lat.current || !window.explorables) return;
     const entry = window.explorables.charts.get(chart);
-    if (!entry) return;
+    // A warming trip sets the inputs too (explorables.js): the page's own, not a reader's change.
+    if (!entry || entry.warming) return;
     const t0 = performance.now();
     lat.current = t0;
     console.timeStamp(MARK_START);

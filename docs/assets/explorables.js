@@ -378,6 +378,24 @@
     ? (work) => new Promise((resolve) => requestIdleCallback(() => resolve(work()), { timeout: 4000 }))
     : (work) => new Promise((resolve) => setTimeout(() => resolve(work()), 50));
 
+  // Sets a control's input to `value` and fires the event Vega's binding listens for, as a
+  // reader's change does, so that a trip runs the whole path of a change (the binding, the page's
+  // own listeners, the slider's label), not only Vega's dataflow: the first changes through an
+  // input cost half as much again as later ones when only the dataflow was warmed. False if the
+  // control has no input that takes the value.
+  function throughInput(entry, c, value) {
+    const inputs = Array.from(entry.el.querySelectorAll(`.vega-bind [name="${c.name}"]`));
+    const input = c.bind.input === "radio" ? inputs.find((i) => i.value === String(value)) : inputs[0];
+    if (!input) return false;
+    if (c.bind.input === "range") input.value = value;
+    else if (c.bind.input === "select") input.value = String(value);
+    else if (c.bind.input === "radio") input.checked = true;
+    else if (c.bind.input === "checkbox") input.checked = !!value;
+    else return false;
+    input.dispatchEvent(new Event(c.bind.input === "range" ? "input" : "change"));
+    return true;
+  }
+
   function warm(entry) {
     const view = entry.result.view;
     const trips = [];
@@ -389,8 +407,10 @@
       if (other === undefined) return;
       entry.warming = true;
       try {
-        await view.signal(c.name, other).runAsync();
-        await view.signal(c.name, value).runAsync();
+        for (const v of [other, value]) {
+          if (!throughInput(entry, c, v)) view.signal(c.name, v);
+          await view.runAsync();
+        }
       } finally {
         entry.warming = false;
       }
