@@ -270,6 +270,14 @@ def test_warming_moves_every_control_and_leaves_no_trace(browser, site):
     # Count every signal change the warming makes, and read each chart's setting before it.
     before = page.evaluate("""() => {
         window.__moves = {};
+        window.__events = {};  // events on the bound inputs, by chart and control
+        for (const type of ['input', 'change']) document.addEventListener(type, (e) => {
+          const chart = e.target.closest && e.target.closest('.explorable-chart');
+          if (chart && e.target.name) {
+            const key = chart.dataset.name + '.' + e.target.name;
+            window.__events[key] = (window.__events[key] || 0) + 1;
+          }
+        }, true);
         const state = {};
         for (const [el, entry] of window.explorables.charts) for (const name of entry.controls.keys()) {
           const key = el.dataset.name + '.' + name;
@@ -285,6 +293,9 @@ def test_warming_moves_every_control_and_leaves_no_trace(browser, site):
                                                 new Promise((r) => setTimeout(() => r(false), 20000))])""")
     moves = page.evaluate("() => window.__moves")
     assert all(n >= 2 for n in moves.values()), moves  # there and back, at least once per control
+    # ... through the inputs, as a reader's change goes (the binding and the page's listeners too)
+    events = page.evaluate("() => window.__events")
+    assert all(events.get(key, 0) >= 2 for key in moves), (events, list(moves))
     after = page.evaluate("""() => { const state = {};
         for (const [el, entry] of window.explorables.charts) for (const name of entry.controls.keys())
           state[el.dataset.name + '.' + name] = entry.result.view.signal(name);
