@@ -2,12 +2,12 @@
 long the main thread is blocked while the page loads.
 
 Each page is opened fresh (no cache, no reader input, so no chart warms), once at a desktop
-viewport and once at a phone's, and watched until it is quiet: the charts near the viewport drawn
-and QUIET_MS without a long task. Per page:
+viewport and once at a phone's, and watched until it is quiet: the charts in the viewport drawn
+(with no reader input, the page draws no other) and QUIET_MS without a long task. Per page:
 
 - first contentful paint (the browser's own paint timing),
 - first chart drawn: the first frame after a chart's canvas holds its marks (the page sets
-  `data-rendered` on a chart once vega-embed has drawn it); none if no chart is near the
+  `data-rendered` on a chart once vega-embed has drawn it); none if no chart is in the
   viewport when the page opens,
 - total blocking time, as Lighthouse counts it: the sum over long tasks (> 50 ms) after the
   first contentful paint of the part of each beyond 50 ms,
@@ -67,7 +67,7 @@ class PageLoad:
     page: str
     viewport: str
     fcp_ms: float
-    first_chart_ms: float | None  # None if no chart is near the viewport at load
+    first_chart_ms: float | None  # None if no chart is in the viewport at load
     blocking_ms: float  # total blocking time after the first contentful paint
     long_tasks: int
     drawn: int  # charts drawn once the page is quiet

@@ -1,7 +1,7 @@
 // Draws every chart on the page from the Vega-Lite spec embedded in it (fetch() of local files
-// fails on file:// pages), when the chart comes into view or, once the reader reads on, near it. Keeps each chart usable
-// without a mouse or a screen: controls named and grouped, the current setting announced, the
-// actions menu named and closed by Escape. Every control's value lives in the URL fragment
+// fails on file:// pages), when the chart comes into view or, once the reader reads on, near
+// it. Keeps each chart usable without a mouse or a screen: controls named and grouped, the
+// current setting announced, the actions menu named and closed by Escape. Every control's value lives in the URL fragment
 // (#chart.param=value&…), so a link reproduces what its sender saw; switching the light/dark
 // palette redraws the charts with the theme's colours and keeps their settings.
 (function () {
@@ -10,11 +10,11 @@
   const charts = new Map(); // element -> {result, spec, controls}
   const pending = new Map(); // element -> promise of its current drawing
   // A chart in the viewport is drawn at once. One this close to it is drawn once the reader
-  // shows they are reading on (scrolls, moves the pointer, touches or types): a page opened at
+  // shows they are reading on (scrolls, points, touches, types or moves focus): a page opened at
   // its top spends nothing on charts the reader has not reached, and one who scrolls finds the
   // next chart drawn before it comes into view.
   const NEAR = "600px 0px";
-  // The first time the reader moves, scrolls, touches or types.
+  // Resolves the first time the reader does any of these.
   const ENGAGED = ["pointermove", "pointerdown", "touchstart", "keydown", "wheel", "scroll", "focusin"];
   const engaged = new Promise((resolve) => {
     const go = () => {

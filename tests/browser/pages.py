@@ -40,7 +40,7 @@ def open_page(browser, base: str, path: str, *, color_scheme: str = "light",
 
 
 def wait_for_charts(page, timeout: float = 20_000) -> None:
-    """Draw every chart now (the page draws them as they near the viewport) and wait for all."""
+    """Draw every chart now (the page draws them as they come into view) and wait for all."""
     page.wait_for_function("() => window.explorables", timeout=timeout)
     page.evaluate("() => window.explorables.drawAll()")
     page.wait_for_function(

@@ -84,3 +84,13 @@ def test_chat_view_marks_the_special_tokens(views, res):
     special = [(cls, int(i), body) for cls, i, body in SPAN.findall(view) if cls == "special"]
     assert [i for _, i, _ in special] == [i for i in res.chat.ids.tolist() if i in res.chat.special_ids]
     assert {html.unescape(b) for _, _, b in special} == {"<|im_start|>", "<|im_end|>"}
+
+
+def test_only_long_views_are_skipped_while_out_of_view(views):
+    # `.tokens-long` (content-visibility: auto) on the views of LONG_VIEW spans or more, no other.
+    for name, view in views.items():
+        spans = view.count("<span")
+        assert ("tokens tokens-long" in view) == (spans >= tokens.LONG_VIEW), (name, spans)
+    long = {name for name, view in views.items() if "tokens-long" in view}
+    assert long == {"examples", "languages"}  # the chapter's two views of whole texts; not the chat
+
